@@ -1,0 +1,155 @@
+"""Checking a command line before Hydra runs anything.
+
+Hydra creates a run's folder before the task starts, and reports composition errors over
+several lines. So ``python -m depthlab.run`` first composes every job of the command line
+itself (expanding ``-m`` sweeps as Hydra's basic sweeper does), validates each, and on the
+first problem prints one line naming the key, the value and what is allowed, then exits
+with status 2: nothing runs and no folder is written.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from hydra import compose, initialize_config_module
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from depthlab.config import to_config, validate
+from depthlab.errors import ConfigError
+
+CONFIG_MODULE = "depthlab.conf"
+CONFIG_NAME = "config"
+EXIT_USAGE = 2
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+# Flags with which Hydra only prints or runs something other than jobs: nothing to check.
+PASS_THROUGH = (
+    "help",
+    "hydra_help",
+    "cfg",
+    "info",
+    "shell_completion",
+    "config_dir",
+    "config_path",
+    "experimental_rerun",
+    "resolve",
+    "package",
+)
+
+
+def check_command_line(argv: Sequence[str]) -> None:
+    """Exit with status 2 and one line on stderr if any job of ``argv`` is invalid."""
+    try:
+        args = get_args_parser().parse_args(list(argv))
+    except SystemExit:
+        return  # let Hydra print its usage message
+    if any(getattr(args, name, None) for name in PASS_THROUGH):
+        return
+    message = first_problem(list(args.overrides), args.multirun, args.config_name or CONFIG_NAME)
+    if message:
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def first_problem(overrides: list[str], multirun: bool, config_name: str = CONFIG_NAME) -> str:
+    """The first problem of the jobs that ``overrides`` make, as one line ('' if none)."""
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3", job_name="check"):
+        try:
+            jobs = expand_jobs(overrides, multirun, config_name)
+        except ConfigError as exc:
+            return str(exc)
+        except (HydraException, OmegaConfBaseException) as exc:
+            return describe(exc, overrides, config_name)
+        if jobs is None:
+            return ""  # another sweeper: its own syntax, its own checks
+        for job in jobs:
+            try:
+                validate(to_config(compose(config_name, overrides=job)))
+            except ConfigError as exc:
+                return str(exc)
+            except (HydraException, OmegaConfBaseException) as exc:
+                return describe(exc, job, config_name)
+    return ""
+
+
+def expand_jobs(overrides: list[str], multirun: bool, config_name: str) -> list[list[str]] | None:
+    """The override lists of every job, as Hydra's basic sweeper forms them (None when the
+    config chooses another sweeper). Sweeps preset in ``hydra.sweeper.params`` come first."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    if not multirun:
+        for o in parsed:
+            if o.is_sweep_override():
+                raise ConfigError(
+                    o.key_or_group,
+                    o.input_line.partition("=")[2],
+                    "one value, or -m to sweep several",
+                    "several values",
+                )
+        return [overrides]
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    base = compose(config_name, overrides=fixed, return_hydra_config=True)
+    if base.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+        return None
+    params = base.hydra.sweeper.get("params") or {}
+    preset = [f"{key}={value}" for key, value in params.items()]
+    every = OverridesParser.create().parse_overrides(preset + overrides)
+    batches = BasicSweeper.split_arguments(every, None)
+    return [list(job) for batch in batches for job in batch]
+
+
+def describe(exc: Exception, overrides: list[str], config_name: str) -> str:
+    """One line for a Hydra or OmegaConf error: the key, the value and what is allowed."""
+    if (
+        isinstance(exc, MissingConfigException)
+        and exc.missing_cfg_file
+        and "/" in str(exc.missing_cfg_file)
+    ):
+        group, _, option = str(exc.missing_cfg_file).rpartition("/")
+        return str(ConfigError(group, option, exc.options or [], "unknown option"))
+    if isinstance(exc, OverrideParseException):
+        return (
+            f"cannot parse the command line: {_first_line(exc)}; allowed: key=value "
+            "(key=v1,v2,... with -m)"
+        )
+    cause = exc if isinstance(exc, OmegaConfBaseException) else exc.__cause__
+    key = getattr(cause, "full_key", None)
+    if key:
+        value = _value_of(key, overrides)
+        if isinstance(cause, ConfigAttributeError | ConfigKeyError):
+            allowed = _sibling_keys(key, overrides, config_name)
+            return str(ConfigError(key, value, allowed or "an existing key", "unknown key"))
+        message = _first_line(cause)
+        wanted = message.rpartition("converted to ")[2] if "converted to " in message else ""
+        allowed = f"a value of type {wanted}" if wanted else message
+        return str(ConfigError(key, value, allowed, "wrong type"))
+    return _first_line(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = getattr(exc, "msg", None) or str(exc)
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), repr(exc))
+
+
+def _value_of(key: str, overrides: list[str]) -> str:
+    for line in overrides:
+        name, _, value = line.lstrip("+~").partition("=")
+        if name == key:
+            return value
+    return "?"
+
+
+def _sibling_keys(key: str, overrides: list[str], config_name: str) -> list[str]:
+    """The keys that exist beside ``key``, from the config composed without that override."""
+    others = [o for o in overrides if o.lstrip("+~").partition("=")[0] != key]
+    try:
+        cfg = compose(config_name, overrides=others)
+    except Exception:
+        return []
+    parent = key.rpartition(".")[0]
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return [str(k) for k in node] if isinstance(node, DictConfig) else []

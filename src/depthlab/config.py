@@ -1,0 +1,161 @@
+"""The run configuration: one dataclass, its Hydra ConfigStore entries, and validation.
+
+The same names run from the command line (``depth=10``) to the dataclass field, the
+run record's column and the code. Swappable parts are config groups whose options are
+the registered dataclasses of ``inits``, ``data`` and ``optimizers``: a typo'd key fails at
+composition, a value out of range fails in :func:`validate`, both before any work.
+``Config()`` is the same configuration as ``python -m depthlab.run`` with no overrides,
+so notebooks can build runs without Hydra.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
+
+import torch
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from depthlab.activations import ACTIVATIONS
+from depthlab.data import CLASSIFICATION, DATASETS, MNIST1D
+from depthlab.errors import ConfigError
+from depthlab.inits import INITS, TorchDefault
+from depthlab.losses import LOSSES
+from depthlab.model import NORMS
+from depthlab.optimizers import OPTIMIZERS, SGD
+
+GROUPS = {"init": INITS, "data": DATASETS, "optimizer": OPTIMIZERS}
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+MAX_DEPTH = 1000
+SCHEMA_NAME = "depthlab_schema"
+
+
+@dataclass
+class Config:
+    """Every key of a run. Defaults: the seed derivation's classic setting, sigmoid layers
+    with PyTorch's default init trained by plain SGD, which shows vanishing gradients."""
+
+    depth: int = 3  # hidden layers; L = depth + 1 weight layers
+    width: int = 128  # units per hidden layer
+    activation: str = "sigmoid"  # hidden activation phi (registry name)
+    output_activation: str = "none"  # phi at the output layer: none or an activation
+    init: Any = field(default_factory=TorchDefault)  # group: weight and bias init
+    residual: bool = False  # identity skips around hidden layers 2..L-1
+    branch_scale: float = 1.0  # alpha in a^l = a^{l-1} + alpha phi(z^l)
+    norm: str = "none"  # none | batchnorm | layernorm, between z^l and phi
+    data: Any = field(default_factory=MNIST1D)  # group: the data set
+    loss: str = "auto"  # auto (the data set's own) | cross_entropy | squared
+    optimizer: Any = field(default_factory=SGD)  # group: sgd | momentum | adam
+    lr: float = 0.5  # learning rate
+    batch_size: int = 128  # samples per step; the full training set when it covers it
+    steps: int = 1000  # parameter updates; 0 measures the network at init only
+    eval_every: int = 100  # steps between train/test evaluations (and record flushes)
+    seed: int = 0  # the network's draw and the batch order (data have their own seed)
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda
+    dtype: str = "float32"  # float32 | float64
+    flush_denormal: bool = True  # flush subnormal floats to zero on CPU (about 4x faster)
+
+
+def register_configs(store: ConfigStore | None = None) -> None:
+    """Put the schema and every registered group option into Hydra's ConfigStore."""
+    store = store or ConfigStore.instance()
+    schema = OmegaConf.structured(Config)
+    for group in GROUPS:
+        schema[group] = MISSING  # chosen by the defaults list, so options of any type merge
+    store.store(name=SCHEMA_NAME, node=schema)
+    for group, registry in GROUPS.items():
+        for name, cls in registry.items():
+            store.store(group=group, name=name, node=cls)
+
+
+def to_config(cfg: DictConfig) -> Config:
+    """A composed DictConfig (Hydra's) as a typed Config with its group dataclasses."""
+    config = OmegaConf.to_object(cfg)
+    if not isinstance(config, Config):
+        raise TypeError(f"expected a composed depthlab config, got {type(config).__name__}")
+    _reject_added_keys(cfg, config, "")
+    return config
+
+
+def _reject_added_keys(node: DictConfig, obj: object, prefix: str) -> None:
+    """Keys added with ``+key=value`` that no dataclass field holds are typos too."""
+    known = {f.name for f in fields(obj)}
+    for key in node:
+        if key not in known:
+            raise ConfigError(f"{prefix}{key}", node[key], sorted(known), "unknown key")
+        child = getattr(obj, str(key))
+        if is_dataclass(child):
+            _reject_added_keys(node[key], child, f"{prefix}{key}.")
+
+
+def resolve_loss(cfg: Config) -> str:
+    """The loss name: the data set's own (cross-entropy for classes, squared for regression)
+    unless ``loss`` names one."""
+    if cfg.loss != "auto":
+        return cfg.loss
+    return "cross_entropy" if cfg.data.task() == CLASSIFICATION else "squared"
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` is CUDA when present, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _int_at_least(cfg: Config, key: str, minimum: int, maximum: int | None = None) -> None:
+    value = getattr(cfg, key)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not (minimum <= value and (maximum is None or value <= maximum))
+    ):
+        allowed = f"an integer >= {minimum}" if maximum is None else f"{minimum}..{maximum}"
+        raise ConfigError(key, value, allowed)
+
+
+def _one_of(key: str, value: str, allowed: list[str] | tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(key, value, allowed, "unknown value")
+
+
+def validate(cfg: Config) -> None:
+    """Raise ConfigError (key, value, what is allowed) for the first invalid value."""
+    _int_at_least(cfg, "depth", 1, MAX_DEPTH)
+    _int_at_least(cfg, "width", 1)
+    _one_of("activation", cfg.activation, ACTIVATIONS.names())
+    _one_of("output_activation", cfg.output_activation, ["none", *ACTIVATIONS.names()])
+    _one_of("norm", cfg.norm, NORMS)
+    if not math.isfinite(cfg.branch_scale):
+        raise ConfigError("branch_scale", cfg.branch_scale, "a finite number")
+    for group, registry in GROUPS.items():
+        option = getattr(cfg, group)
+        if type(option) is not registry[option.name]:
+            raise ConfigError(
+                f"{group}.name",
+                option.name,
+                [type(option).name],
+                f"does not match the chosen {group} option",
+            )
+        option.check(group)
+    _one_of("loss", cfg.loss, ["auto", *LOSSES.names()])
+    if resolve_loss(cfg) == "cross_entropy" and cfg.data.task() != CLASSIFICATION:
+        raise ConfigError(
+            "loss",
+            "cross_entropy",
+            ["auto", "squared"],
+            f"data {cfg.data.name!r} is a regression task",
+        )
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise ConfigError("lr", cfg.lr, "a finite number > 0")
+    _int_at_least(cfg, "batch_size", 1)
+    _int_at_least(cfg, "steps", 0)
+    _int_at_least(cfg, "eval_every", 1)
+    _int_at_least(cfg, "seed", 0)
+    _one_of("device", cfg.device, DEVICES)
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", "cuda", ("auto", "cpu"), "no CUDA device is available")
+    _one_of("dtype", cfg.dtype, tuple(DTYPES))

@@ -1,0 +1,21 @@
+"""The one error a user sees for bad input: a key, its value, and what is allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value, reported as one line: ``key=value: reason``.
+
+    ``allowed`` is either a description ("an integer >= 1") or the valid names.
+    """
+
+    def __init__(
+        self, key: str, value: object, allowed: str | Iterable[str], reason: str = ""
+    ) -> None:
+        self.key = key
+        self.value = value
+        self.allowed = allowed if isinstance(allowed, str) else ", ".join(sorted(allowed))
+        self.reason = reason or "invalid value"
+        super().__init__(f"{key}={value!s}: {self.reason}; allowed: {self.allowed}")

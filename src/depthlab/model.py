@@ -1,0 +1,207 @@
+"""The MLP of the classic derivation, plain, residual or normalised, with layers indexed 1..L.
+
+Notation (phenomena.md section 0; a^0 = x, layer L = output layer):
+
+    z^l = W^l a^{l-1} + b^l                      (the pre-activation; delta^l = dJ/dz^l)
+    h^l = phi(N(z^l))                            (N: the normalisation, identity by default)
+    a^l = h^l,  or  a^l = a^{l-1} + alpha h^l    (residual hidden layers, alpha = branch_scale)
+    a^L = phi_out(z^L)                           (phi_out: output activation, identity by default)
+
+Normalisation sits between the affine map and the activation (Ioffe & Szegedy 2015), so
+z^l stays the affine pre-activation of the derivation. Skips: layer 1 maps the input width
+to ``width`` and is never residual; the identity skip wraps hidden layers 2..L-1, whose input
+and output widths agree. The output layer is never residual nor normalised.
+
+Every parameter carries a leading replica dimension R: W^l is (R, fan_out, fan_in) and the
+forward pass maps (R, B, fan_in) -> (R, B, fan_out) with one batched matmul per layer, so R
+seeds of one configuration train as one model. R = 1 is an ordinary run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from depthlab.activations import ACTIVATIONS
+from depthlab.inits import Init
+
+NORMS = ("none", "batchnorm", "layernorm")
+NORM_EPS = 1e-5
+
+
+class BatchedLinear(nn.Module):
+    """z = a W^T + b for R replicas at once: a (R, B, fan_in) -> z (R, B, fan_out)."""
+
+    def __init__(self, fan_in: int, fan_out: int, replicas: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(replicas, fan_out, fan_in, dtype=torch.float64))
+        self.bias = nn.Parameter(torch.empty(replicas, fan_out, dtype=torch.float64))
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias.unsqueeze(1), a, self.weight.transpose(1, 2))
+
+
+class BatchNorm(nn.Module):
+    """Batch normalisation of every unit of every replica over the batch (training statistics
+    in train mode, running averages in eval mode), then a per-unit affine gamma x + beta."""
+
+    def __init__(self, width: int, replicas: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(replicas, width, dtype=torch.float64))
+        self.bias = nn.Parameter(torch.zeros(replicas, width, dtype=torch.float64))
+        self.register_buffer("running_mean", torch.zeros(replicas * width, dtype=torch.float64))
+        self.register_buffer("running_var", torch.ones(replicas * width, dtype=torch.float64))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        r, b, n = z.shape
+        # (R, B, n) -> (B, R n): one feature per (replica, unit), statistics over the batch.
+        flat = z.transpose(0, 1).reshape(b, r * n)
+        out = F.batch_norm(
+            flat,
+            self.running_mean,
+            self.running_var,
+            self.weight.view(-1),
+            self.bias.view(-1),
+            self.training,
+            0.1,
+            NORM_EPS,
+        )
+        return out.view(b, r, n).transpose(0, 1)
+
+
+class LayerNorm(nn.Module):
+    """Layer normalisation of every sample over its units, then a per-unit affine map."""
+
+    def __init__(self, width: int, replicas: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(replicas, width, dtype=torch.float64))
+        self.bias = nn.Parameter(torch.zeros(replicas, width, dtype=torch.float64))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        normed = F.layer_norm(z, z.shape[-1:], eps=NORM_EPS)
+        return torch.addcmul(self.bias.unsqueeze(1), normed, self.weight.unsqueeze(1))
+
+
+def _make_norm(norm: str, width: int, replicas: int) -> nn.Module:
+    if norm == "batchnorm":
+        return BatchNorm(width, replicas)
+    if norm == "layernorm":
+        return LayerNorm(width, replicas)
+    return nn.Identity()
+
+
+class Layer(nn.Module):
+    """Layer l: a^{l-1} -> a^l. ``linear`` outputs z^l (hook it to read z^l and delta^l)."""
+
+    def __init__(
+        self,
+        index: int,
+        fan_in: int,
+        fan_out: int,
+        replicas: int,
+        *,
+        activation: Callable[[torch.Tensor], torch.Tensor],
+        norm: str = "none",
+        skip: bool = False,
+        branch_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.index = index
+        self.linear = BatchedLinear(fan_in, fan_out, replicas)
+        self.norm = _make_norm(norm, fan_out, replicas)
+        self.activation = activation
+        self.skip = skip
+        self.branch_scale = branch_scale
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        h = self.activation(self.norm(self.linear(a)))
+        if self.skip:
+            return a + self.branch_scale * h if self.branch_scale != 1 else a + h
+        return h
+
+    def extra_repr(self) -> str:
+        return f"l={self.index}, skip={self.skip}, branch_scale={self.branch_scale}"
+
+
+def _identity(z: torch.Tensor) -> torch.Tensor:
+    return z
+
+
+class MLP(nn.Module):
+    """``depth`` hidden layers of ``width`` units and an affine output layer, R replicas.
+
+    ``model.layer(l)`` is layer l for l = 1..L (L = depth + 1, the output layer), so probes
+    address layers by the derivation's index and never parse module names.
+    """
+
+    def __init__(
+        self,
+        num_inputs: int,
+        num_outputs: int,
+        *,
+        depth: int,
+        width: int,
+        activation: str,
+        output_activation: str = "none",
+        residual: bool = False,
+        branch_scale: float = 1.0,
+        norm: str = "none",
+        replicas: int = 1,
+    ) -> None:
+        super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, not {norm!r}")
+        self.replicas = replicas
+        self.widths = [num_inputs] + [width] * depth + [num_outputs]
+        phi = ACTIVATIONS[activation].torch
+        phi_out = _identity if output_activation == "none" else ACTIVATIONS[output_activation].torch
+        hidden = [
+            Layer(
+                l,
+                self.widths[l - 1],
+                width,
+                replicas,
+                activation=phi,
+                norm=norm,
+                skip=residual and l >= 2,
+                branch_scale=branch_scale,
+            )
+            for l in range(1, depth + 1)
+        ]
+        out = Layer(depth + 1, width, num_outputs, replicas, activation=phi_out)
+        self.layers = nn.ModuleList([*hidden, out])
+
+    @property
+    def num_layers(self) -> int:
+        """L: the number of weight layers, the output layer included."""
+        return len(self.layers)
+
+    def layer(self, l: int) -> Layer:
+        """Layer ``l`` in 1..L."""
+        if not 1 <= l <= self.num_layers:
+            raise IndexError(f"layer {l} is not in 1..{self.num_layers}")
+        return self.layers[l - 1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, d) shared by all replicas, or (R, B, d) -> a^L: (R, B, num_outputs)."""
+        a = x.expand(self.replicas, *x.shape) if x.dim() == 2 else x
+        for layer in self.layers:
+            a = layer(a)
+        return a
+
+    @torch.no_grad()
+    def initialize_(self, init: Init, generators: Sequence[torch.Generator]) -> None:
+        """Draw every replica's weights and biases with ``init``, replica r from generators[r].
+
+        Within a replica the draws go layer 1..L, weight before bias (nn.Linear's order), so a
+        replica's parameters equal those of a one-replica model given the same generator.
+        Normalisation layers start at gamma = 1, beta = 0.
+        """
+        if len(generators) != self.replicas:
+            raise ValueError(f"need {self.replicas} generators, got {len(generators)}")
+        for r, generator in enumerate(generators):
+            for layer in self.layers:
+                init.fill_(layer.linear.weight[r], layer.linear.bias[r], generator)

@@ -1,0 +1,217 @@
+"""Run records: the storage contract, its schemas, an incremental writer and validators.
+
+A run directory holds
+
+- ``run.parquet``: one row. ``run_id``, ``status`` (running | ok | diverged | failed), the
+  final figures, timing, versions, and every config key as its own column, named as on the
+  command line (``depth``, ``init`` for the chosen option, ``init.sigma_w2`` for its fields).
+- ``metrics.parquet``: tidy long rows ``run_id, seed, step, layer, metric, value``. It is a
+  parquet *data set*: a folder of part files, each complete on its own, written as the run
+  goes (``pandas.read_parquet`` and ``pyarrow.dataset`` read the folder as one table). A
+  killed run therefore keeps everything up to its last flush, and its ``run.parquet``
+  still says ``running``: a run is complete only when ``status`` says so.
+
+``step`` 0 is the network at initialisation, before any update; step t is after t updates.
+``layer`` follows the derivation: 1..L, L the output layer; network-level values (loss,
+accuracy) use ``NETWORK_LAYER`` = 0. A new metric adds rows, never columns. Files are
+written to a temporary name and renamed, so no reader ever sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+RUN_FILE = "run.parquet"
+METRICS_DIR = "metrics.parquet"
+NETWORK_LAYER = 0
+STATUSES = ("running", "ok", "diverged", "failed")
+FINISHED = ("ok", "diverged", "failed")
+
+METRICS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("seed", pa.int64()),
+        ("step", pa.int64()),
+        ("layer", pa.int32()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+    ]
+)
+
+# Columns every run.parquet has (config columns come on top, one per key).
+RUN_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("steps_done", pa.int64()),
+        ("diverged_step", pa.int64()),
+        ("final_loss", pa.float64()),
+        ("final_accuracy", pa.float64()),
+        ("final_test_loss", pa.float64()),
+        ("final_test_accuracy", pa.float64()),
+        ("wall_time_s", pa.float64()),
+        ("started_at", pa.string()),
+        ("finished_at", pa.string()),
+    ]
+)
+
+METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class SchemaError(ValueError):
+    """A record that breaks the storage contract."""
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def run_table(row: Mapping[str, Any]) -> pa.Table:
+    """One run row as a table: the core columns typed by RUN_SCHEMA, the rest inferred."""
+    arrays, names = [], []
+    for f in RUN_SCHEMA:
+        arrays.append(pa.array([row.get(f.name)], type=f.type))
+        names.append(f.name)
+    for key, value in row.items():
+        if key not in RUN_SCHEMA.names:
+            arrays.append(pa.array([value]))
+            names.append(key)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+class RunRecorder:
+    """Writes one run's records incrementally (see the module docstring for the layout).
+
+    ``log`` buffers rows in memory; ``flush`` writes them as a new part file; ``finish``
+    flushes and rewrites ``run.parquet`` with the final status and figures.
+    """
+
+    def __init__(self, run_dir: Path | str, row: Mapping[str, Any], seed: int) -> None:
+        self.run_dir = Path(run_dir)
+        self.metrics_dir = self.run_dir / METRICS_DIR
+        self.metrics_dir.mkdir(parents=True, exist_ok=True)
+        self.row = {**row, "status": "running"}
+        self.run_id = str(row["run_id"])
+        self.seed = seed
+        self._parts = len(list(self.metrics_dir.glob("part-*.parquet")))
+        self._last_flush = time.monotonic()
+        self._clear()
+        _write_atomic(run_table(self.row), self.run_dir / RUN_FILE)
+
+    def _clear(self) -> None:
+        self._steps: list[np.ndarray] = []
+        self._layers: list[np.ndarray] = []
+        self._metrics: list[str] = []
+        self._counts: list[int] = []
+        self._values: list[np.ndarray] = []
+
+    def log(
+        self,
+        step: int | np.ndarray,
+        layer: int | np.ndarray,
+        metric: str,
+        value: float | np.ndarray,
+    ) -> None:
+        """Buffer one metric: scalars, or equal-length arrays of steps/layers/values."""
+        values = np.asarray(value, dtype=np.float64).ravel()
+        n = len(values)
+        self._steps.append(np.broadcast_to(np.asarray(step, dtype=np.int64), (n,)))
+        self._layers.append(np.broadcast_to(np.asarray(layer, dtype=np.int32), (n,)))
+        self._metrics.append(metric)
+        self._counts.append(n)
+        self._values.append(values)
+
+    def seconds_since_flush(self) -> float:
+        return time.monotonic() - self._last_flush
+
+    def flush(self) -> None:
+        """Write the buffered rows as one new part file (nothing when the buffer is empty)."""
+        self._last_flush = time.monotonic()
+        if not self._values:
+            return
+        n = sum(self._counts)
+        table = pa.Table.from_arrays(
+            [
+                pa.array(np.full(n, self.run_id, dtype=object), pa.string()),
+                pa.array(np.full(n, self.seed, dtype=np.int64)),
+                pa.array(np.concatenate(self._steps)),
+                pa.array(np.concatenate(self._layers)),
+                pa.array(
+                    np.repeat(np.array(self._metrics, dtype=object), self._counts), pa.string()
+                ),
+                pa.array(np.concatenate(self._values)),
+            ],
+            schema=METRICS_SCHEMA,
+        )
+        _write_atomic(table, self.metrics_dir / f"part-{self._parts:05d}.parquet")
+        self._parts += 1
+        self._clear()
+
+    def finish(self, status: str, **fields: Any) -> dict[str, Any]:
+        """Flush, then record ``status`` and the final ``fields`` in run.parquet."""
+        if status not in FINISHED:
+            raise ValueError(f"status must be one of {FINISHED}, not {status!r}")
+        self.flush()
+        self.row.update(fields, status=status)
+        _write_atomic(run_table(self.row), self.run_dir / RUN_FILE)
+        return dict(self.row)
+
+
+def validate_metrics(table: pa.Table) -> None:
+    """Raise SchemaError unless ``table`` follows METRICS_SCHEMA and its rules."""
+    if not table.schema.equals(METRICS_SCHEMA):
+        raise SchemaError(f"metrics schema {table.schema} differs from {METRICS_SCHEMA}")
+    df = table.select(["step", "layer", "metric"]).to_pandas()
+    if (df["step"] < 0).any():
+        raise SchemaError("negative step")
+    if (df["layer"] < NETWORK_LAYER).any():
+        raise SchemaError(f"layer below {NETWORK_LAYER}")
+    bad = [m for m in df["metric"].unique() if not METRIC_NAME.match(str(m))]
+    if bad:
+        raise SchemaError(f"metric names not snake_case: {bad}")
+    if table.column("run_id").null_count or table.column("metric").null_count:
+        raise SchemaError("null run_id or metric")
+
+
+def validate_run(table: pa.Table) -> None:
+    """Raise SchemaError unless ``table`` is one run row with the core columns and a status."""
+    if table.num_rows != 1:
+        raise SchemaError(f"run.parquet has {table.num_rows} rows, expected 1")
+    for f in RUN_SCHEMA:
+        if f.name not in table.column_names:
+            raise SchemaError(f"run.parquet lacks column {f.name!r}")
+        if not table.schema.field(f.name).type.equals(f.type):
+            raise SchemaError(
+                f"run.parquet column {f.name!r} is "
+                f"{table.schema.field(f.name).type}, expected {f.type}"
+            )
+    status = table.column("status")[0].as_py()
+    if status not in STATUSES:
+        raise SchemaError(f"status {status!r} is not one of {STATUSES}")
+
+
+def read_run(run_dir: Path | str) -> dict[str, Any]:
+    """The validated run row of ``run_dir`` as a dict."""
+    table = pq.read_table(Path(run_dir) / RUN_FILE)
+    validate_run(table)
+    return table.to_pylist()[0]
+
+
+def read_metrics(run_dir: Path | str) -> pd.DataFrame:
+    """The validated metric rows of ``run_dir`` (every flushed part file)."""
+    table = pq.read_table(Path(run_dir) / METRICS_DIR, schema=METRICS_SCHEMA)
+    validate_metrics(table)
+    return table.to_pandas()

@@ -1,0 +1,69 @@
+"""The table printed after a sweep (and the line after a single run)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from depthlab.records import RUN_FILE, read_run
+from depthlab.results import Sweep, load_sweep
+
+FIGURE_COLUMNS = {
+    "final_loss": "loss",
+    "final_accuracy": "acc",
+    "final_test_loss": "test_loss",
+    "final_test_accuracy": "test_acc",
+    "wall_time_s": "time_s",
+}
+
+
+def summary_table(sweep: Sweep) -> pd.DataFrame:
+    """One line per run: the swept keys, status, final train/test loss and accuracy, wall time."""
+    runs = sweep.runs
+    if runs.empty:
+        return pd.DataFrame()
+    keys = sweep.swept_keys() or ["depth"]
+    table = runs[keys].copy()
+    table["status"] = [
+        f"diverged@{int(s)}" if st == "diverged" and pd.notna(s) else st
+        for st, s in zip(runs["status"], runs["diverged_step"], strict=False)
+    ]
+    for column, title in FIGURE_COLUMNS.items():
+        if column in runs and runs[column].notna().any():
+            table[title] = runs[column]
+    return table
+
+
+def format_summary(sweep: Sweep) -> str:
+    """The summary table as text, with the folder and any unreadable files."""
+    table = summary_table(sweep)
+    lines = [
+        table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+        if not table.empty
+        else "(no runs)"
+    ]
+    lines += [f"unreadable: {p}" for p in sweep.problems]
+    lines.append(f"records: {sweep.root}")
+    return "\n".join(lines)
+
+
+class SweepSummary(Callback):
+    """Hydra callback: prints the summary table after a multirun (exit status 1 if any run
+    failed) and a one-line result after a single run."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep = load_sweep(Path(config.hydra.sweep.dir), metrics=False)
+        print(format_summary(sweep), flush=True)
+        if not sweep.runs.empty and (sweep.runs["status"] == "failed").any():
+            sys.exit(1)
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        run_dir = Path(config.hydra.run.dir)
+        if (run_dir / RUN_FILE).exists():
+            runs = pd.DataFrame([read_run(run_dir)])
+            print(format_summary(Sweep(run_dir, runs, pd.DataFrame())), flush=True)

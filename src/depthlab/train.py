@@ -1,0 +1,268 @@
+"""One readable training loop: data, model, optimiser, records.
+
+Step semantics: step 0 is the network at initialisation; step t is the network after t
+updates. ``batch_loss`` at step t is the loss of the mini-batch that update t+1 uses,
+computed with the parameters of step t. ``loss``/``accuracy`` (training set) and
+``test_loss``/``test_accuracy`` are evaluated on the whole sets at step 0, every
+``eval_every`` steps and at the last step, in eval mode (batchnorm uses running averages).
+A non-finite loss ends the run with status ``diverged`` at the first step that shows it:
+a result, not an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import math
+import platform
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import depthlab
+from depthlab.config import DTYPES, Config, resolve_device, resolve_loss, validate
+from depthlab.data import CLASSIFICATION, DataSet, load_data
+from depthlab.losses import LOSSES, accuracy
+from depthlab.model import MLP
+from depthlab.records import NETWORK_LAYER, RunRecorder
+from depthlab.seeding import torch_generator
+
+EVAL_CHUNK = 8192  # samples per forward pass when evaluating a whole set
+CHECK_EVERY = 10  # steps between reading the buffered batch losses back from the device
+FLUSH_SECONDS = 10.0  # at most this long between record flushes (at evaluation steps)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished run reports: its record row (status, final figures, config columns)."""
+
+    run_dir: Path
+    row: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return self.row["status"]
+
+
+@contextlib.contextmanager
+def flush_denormal(enabled: bool) -> Iterator[None]:
+    """Flush subnormal floats to zero inside the block, and restore the setting after it.
+
+    Denormal arithmetic makes a deep net's CPU step about 4x slower (environment.md). The
+    flag is per thread; torch's worker threads copy it when created, so it acts fully only
+    when set before the process's first parallel op (the first run of a process).
+    """
+    if not enabled:
+        yield
+        return
+    previous = flushing_denormals()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(previous)
+
+
+def flushing_denormals() -> bool:
+    """Whether this thread flushes subnormals: 1e-20 * 1e-20 (subnormal in float32) gives 0."""
+    tiny = torch.tensor([1e-20], dtype=torch.float32)
+    return bool((tiny * tiny).item() == 0.0)
+
+
+def build_model(cfg: Config, data: DataSet, device: torch.device, dtype: torch.dtype) -> MLP:
+    """The configured MLP, drawn on the CPU in float64 from the run's ``init`` stream, then
+    moved to ``device`` and ``dtype`` (so float32 and float64 runs start from the same net)."""
+    model = MLP(
+        data.num_inputs,
+        data.num_outputs,
+        depth=cfg.depth,
+        width=cfg.width,
+        activation=cfg.activation,
+        output_activation=cfg.output_activation,
+        residual=cfg.residual,
+        branch_scale=cfg.branch_scale,
+        norm=cfg.norm,
+    )
+    model.initialize_(cfg.init, [torch_generator(cfg.seed, "init")])
+    return model.to(device=device, dtype=dtype)
+
+
+def batch_indices(
+    num_samples: int, batch_size: int, generator: torch.Generator, device: torch.device
+) -> Iterator[torch.Tensor | None]:
+    """Mini-batch indices, epoch after epoch: each epoch a fresh permutation cut into full
+    batches (a last partial batch is dropped). ``None`` means the full batch, in order."""
+    if batch_size >= num_samples:
+        while True:
+            yield None
+    per_epoch = num_samples // batch_size
+    while True:
+        order = torch.randperm(num_samples, generator=generator, device=device)
+        yield from order[: per_epoch * batch_size].view(per_epoch, batch_size)
+
+
+@torch.no_grad()
+def evaluate(
+    model: MLP, x: torch.Tensor, y: torch.Tensor, loss_name: str, task: str
+) -> dict[str, float]:
+    """Mean loss (and accuracy for classification) over a whole set, replica 0, eval mode."""
+    if len(x) == 0:
+        return {}
+    was_training = model.training
+    model.eval()
+    loss_sum = correct = 0.0
+    for start in range(0, len(x), EVAL_CHUNK):
+        out = model(x[start : start + EVAL_CHUNK])
+        target = y[start : start + EVAL_CHUNK]
+        n = len(target)
+        loss_sum += LOSSES[loss_name](out, target, task)[0].double() * n
+        if task == CLASSIFICATION:
+            correct += accuracy(out, target)[0].double() * n
+    model.train(was_training)
+    result = {"loss": float(loss_sum / len(x))}
+    if task == CLASSIFICATION:
+        result["accuracy"] = float(correct / len(x))
+    return result
+
+
+def record_row(cfg: Config, device: torch.device, run_id: str) -> dict[str, Any]:
+    """The run.parquet row at the start: config columns (as on the command line), environment."""
+    row: dict[str, Any] = {"run_id": run_id}
+    for key, value in asdict(cfg).items():
+        if isinstance(value, dict):  # a group: its chosen option, then its fields
+            row[key] = value.pop("name")
+            row.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            row[key] = value
+    row.update(
+        loss=resolve_loss(cfg),
+        device=str(device),
+        device_name=(
+            torch.cuda.get_device_name(device)
+            if device.type == "cuda"
+            else platform.processor() or platform.machine()
+        ),
+        threads=torch.get_num_threads(),
+        started_at=_now(),
+        depthlab_version=depthlab.__version__,
+        torch_version=torch.__version__,
+        numpy_version=np.__version__,
+        python_version=platform.python_version(),
+    )
+    return row
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def train(cfg: Config, run_dir: Path | str, label: str = "") -> RunResult:
+    """Train one configuration and write its records into ``run_dir``.
+
+    Validates first (ConfigError before anything is written). A diverging run ends with
+    status ``diverged``; any other exception (or an interrupt) is recorded as ``failed``
+    with its message and then raised again.
+    """
+    validate(cfg)
+    device, dtype = resolve_device(cfg.device), DTYPES[cfg.dtype]
+    run_dir = Path(run_dir)
+    with flush_denormal(cfg.flush_denormal and device.type == "cpu"):
+        start = time.perf_counter()
+        recorder = RunRecorder(run_dir, record_row(cfg, device, uuid.uuid4().hex[:12]), cfg.seed)
+        try:
+            outcome = _train(cfg, recorder, device, dtype, label)
+        except BaseException as exc:
+            try:
+                recorder.finish(
+                    "failed",
+                    error=f"{type(exc).__name__}: {exc}"[:2000],
+                    wall_time_s=time.perf_counter() - start,
+                    finished_at=_now(),
+                )
+            except Exception as record_exc:  # keep the original error the one raised
+                exc.add_note(f"recording the failure failed too: {record_exc!r}")
+            raise
+        status = outcome.pop("status")
+        row = recorder.finish(
+            status, wall_time_s=time.perf_counter() - start, finished_at=_now(), **outcome
+        )
+    return RunResult(run_dir, row)
+
+
+def _train(
+    cfg: Config, recorder: RunRecorder, device: torch.device, dtype: torch.dtype, label: str
+) -> dict[str, Any]:
+    data = load_data(cfg.data, device, dtype)
+    model = build_model(cfg, data, device, dtype)
+    optimizer = cfg.optimizer.build(model.parameters(), cfg.lr)
+    loss_name = resolve_loss(cfg)
+    loss_fn = LOSSES[loss_name]
+    batches = batch_indices(
+        data.num_train, cfg.batch_size, torch_generator(cfg.seed, "batches", device), device
+    )
+    final: dict[str, float] = {}
+    pending: list[torch.Tensor] = []  # batch losses not yet read back from the device
+
+    def log_evaluation(step: int) -> bool:
+        """Log train and test figures at ``step``; False when a loss is not finite."""
+        train_fig = evaluate(model, data.x_train, data.y_train, loss_name, data.task)
+        test_fig = evaluate(model, data.x_test, data.y_test, loss_name, data.task)
+        figures = {**train_fig, **{f"test_{k}": v for k, v in test_fig.items()}}
+        for metric, value in figures.items():
+            recorder.log(step, NETWORK_LAYER, metric, value)
+        final.clear()
+        final.update({f"final_{k}": v for k, v in figures.items()})
+        bar.set_postfix(loss=f"{figures['loss']:.4g}", refresh=False)
+        return all(math.isfinite(v) for v in figures.values())
+
+    def read_batch_losses(step: int) -> int | None:
+        """Log the pending batch losses (steps step-len..step-1); the first bad step or None."""
+        values = torch.stack(pending)[:, 0].double().cpu().numpy()  # replica 0
+        pending.clear()
+        steps = np.arange(step - len(values), step)
+        recorder.log(steps, NETWORK_LAYER, "batch_loss", values)
+        bad = np.flatnonzero(~np.isfinite(values))
+        bar.set_postfix(loss=f"{values[-1]:.4g}", refresh=False)
+        return int(steps[bad[0]]) if len(bad) else None
+
+    bar = tqdm(
+        total=cfg.steps,
+        desc=label or f"depth={cfg.depth}",
+        unit="step",
+        disable=None,
+        dynamic_ncols=True,
+        leave=True,
+    )
+    diverged_step = None if log_evaluation(0) else 0
+    step = 0
+    with bar:
+        while diverged_step is None and step < cfg.steps:
+            index = next(batches)
+            x, y = (
+                (data.x_train, data.y_train)
+                if index is None
+                else (data.x_train[index], data.y_train[index])
+            )
+            losses = loss_fn(model(x), y, data.task)
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            optimizer.step()
+            pending.append(losses.detach())
+            step += 1
+            bar.update()
+            evaluation_due = step % cfg.eval_every == 0 or step == cfg.steps
+            if evaluation_due or step % CHECK_EVERY == 0:
+                diverged_step = read_batch_losses(step)
+            if diverged_step is None and evaluation_due and not log_evaluation(step):
+                diverged_step = step
+            if evaluation_due and recorder.seconds_since_flush() > FLUSH_SECONDS:
+                recorder.flush()
+    status = "ok" if diverged_step is None else "diverged"
+    return {"status": status, "steps_done": step, "diverged_step": diverged_step, **final}
