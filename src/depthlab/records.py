@@ -166,8 +166,9 @@ class RunRecorder:
             raise ValueError(f"status must be one of {FINISHED}, not {status!r}")
         self.flush()
         self.row.update(fields, status=status)
-        _write_atomic(run_table(self.row), self.run_dir / RUN_FILE)
-        return dict(self.row)
+        table = run_table(self.row)
+        _write_atomic(table, self.run_dir / RUN_FILE)
+        return table.to_pylist()[0]
 
 
 def validate_metrics(table: pa.Table) -> None:

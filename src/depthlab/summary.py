@@ -48,7 +48,7 @@ def format_summary(sweep: Sweep) -> str:
         else "(no runs)"
     ]
     lines += [f"unreadable: {p}" for p in sweep.problems]
-    lines.append(f"records: {sweep.root}")
+    lines.append(f"records: {sweep.root.resolve()}")
     return "\n".join(lines)
 
 

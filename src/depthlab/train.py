@@ -41,10 +41,12 @@ FLUSH_SECONDS = 10.0  # at most this long between record flushes (at evaluation 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a finished run reports: its record row (status, final figures, config columns)."""
+    """A finished run: its folder, its record row (status, final figures, config columns)
+    and the trained model (in memory only; the records are what is kept)."""
 
     run_dir: Path
     row: dict[str, Any]
+    model: MLP | None = None
 
     @property
     def status(self) -> str:
@@ -177,7 +179,7 @@ def train(cfg: Config, run_dir: Path | str, label: str = "") -> RunResult:
         start = time.perf_counter()
         recorder = RunRecorder(run_dir, record_row(cfg, device, uuid.uuid4().hex[:12]), cfg.seed)
         try:
-            outcome = _train(cfg, recorder, device, dtype, label)
+            model, outcome = _train(cfg, recorder, device, dtype, label)
         except BaseException as exc:
             try:
                 recorder.finish(
@@ -193,12 +195,12 @@ def train(cfg: Config, run_dir: Path | str, label: str = "") -> RunResult:
         row = recorder.finish(
             status, wall_time_s=time.perf_counter() - start, finished_at=_now(), **outcome
         )
-    return RunResult(run_dir, row)
+    return RunResult(run_dir, row, model)
 
 
 def _train(
     cfg: Config, recorder: RunRecorder, device: torch.device, dtype: torch.dtype, label: str
-) -> dict[str, Any]:
+) -> tuple[MLP, dict[str, Any]]:
     data = load_data(cfg.data, device, dtype)
     model = build_model(cfg, data, device, dtype)
     optimizer = cfg.optimizer.build(model.parameters(), cfg.lr)
@@ -241,6 +243,7 @@ def _train(
         leave=True,
     )
     diverged_step = None if log_evaluation(0) else 0
+    recorder.flush()  # the network at initialisation is on disk before the first update
     step = 0
     with bar:
         while diverged_step is None and step < cfg.steps:
@@ -260,9 +263,11 @@ def _train(
             evaluation_due = step % cfg.eval_every == 0 or step == cfg.steps
             if evaluation_due or step % CHECK_EVERY == 0:
                 diverged_step = read_batch_losses(step)
-            if diverged_step is None and evaluation_due and not log_evaluation(step):
+            if diverged_step is not None:
+                log_evaluation(step)  # the final figures describe the diverged network
+            elif evaluation_due and not log_evaluation(step):
                 diverged_step = step
             if evaluation_due and recorder.seconds_since_flush() > FLUSH_SECONDS:
                 recorder.flush()
     status = "ok" if diverged_step is None else "diverged"
-    return {"status": status, "steps_done": step, "diverged_step": diverged_step, **final}
+    return model, {"status": status, "steps_done": step, "diverged_step": diverged_step, **final}

@@ -1,0 +1,113 @@
+"""The storage contract: schemas, validators, incremental writes, tolerant sweep reading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from depthlab.records import (
+    METRICS_DIR,
+    METRICS_SCHEMA,
+    RUN_FILE,
+    RunRecorder,
+    SchemaError,
+    read_metrics,
+    read_run,
+    run_table,
+    validate_metrics,
+    validate_run,
+)
+from depthlab.results import load_sweep
+
+
+def recorder(path: Path, depth: int = 3) -> RunRecorder:
+    return RunRecorder(path, {"run_id": f"r{depth}", "depth": depth, "activation": "relu"}, seed=7)
+
+
+def test_incremental_parts_are_readable_before_the_run_finishes(tmp_path: Path) -> None:
+    rec = recorder(tmp_path)
+    assert read_run(tmp_path)["status"] == "running"
+    rec.log(0, 0, "loss", 2.3)
+    rec.flush()
+    rec.log([1, 2], 0, "batch_loss", [2.2, 2.1])
+    rec.flush()
+    # as if killed here: two complete part files, status still "running"
+    df = read_metrics(tmp_path)
+    assert list(df["step"]) == [0, 1, 2] and set(df["seed"]) == {7}
+    assert read_run(tmp_path)["status"] == "running"
+    assert not list(tmp_path.rglob(".*.tmp"))
+    row = rec.finish("ok", final_loss=2.1, steps_done=2)
+    assert read_run(tmp_path)["status"] == "ok" and row["final_loss"] == 2.1
+
+
+def test_flush_with_nothing_buffered_writes_nothing(tmp_path: Path) -> None:
+    rec = recorder(tmp_path)
+    rec.flush()
+    assert list((tmp_path / METRICS_DIR).iterdir()) == []
+
+
+def test_per_layer_arrays(tmp_path: Path) -> None:
+    rec = recorder(tmp_path)
+    rec.log(5, [1, 2, 3], "delta_norm", [1.0, 0.5, 0.25])
+    rec.finish("ok")
+    df = read_metrics(tmp_path)
+    assert list(df["layer"]) == [1, 2, 3] and list(df["value"]) == [1.0, 0.5, 0.25]
+
+
+def test_finish_refuses_an_unknown_status(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        recorder(tmp_path).finish("great")
+
+
+def test_metrics_validator_rejects_contract_breaks() -> None:
+    good = {
+        "run_id": ["a"],
+        "seed": [0],
+        "step": [0],
+        "layer": [0],
+        "metric": ["loss"],
+        "value": [1.0],
+    }
+    validate_metrics(pa.table(good, schema=METRICS_SCHEMA))
+    for change in ({"step": [-1]}, {"metric": ["Loss Value"]}, {"layer": [-2]}):
+        with pytest.raises(SchemaError):
+            validate_metrics(pa.table({**good, **change}, schema=METRICS_SCHEMA))
+    with pytest.raises(SchemaError):
+        validate_metrics(pa.table({**good, "extra": [1]}))
+
+
+def test_run_validator_rejects_contract_breaks() -> None:
+    validate_run(run_table({"run_id": "a", "status": "ok"}))
+    with pytest.raises(SchemaError):
+        validate_run(run_table({"run_id": "a", "status": "fine"}))
+    with pytest.raises(SchemaError):
+        validate_run(run_table({"run_id": "a", "status": "ok"}).drop_columns(["final_loss"]))
+
+
+def test_load_sweep_names_corrupt_files_and_reads_the_rest(tmp_path: Path) -> None:
+    for job, depth in enumerate((3, 10, 100)):
+        rec = recorder(tmp_path / str(job), depth)
+        rec.log(0, 0, "loss", float(depth))
+        rec.finish("ok")
+    (tmp_path / "1" / RUN_FILE).write_bytes(b"not parquet")
+    (tmp_path / "2" / METRICS_DIR / "part-00000.parquet").write_bytes(b"PAR1trunc")
+    sweep = load_sweep(tmp_path)
+    assert list(sweep.runs["depth"]) == [3, 100]
+    assert len(sweep.problems) == 2
+    assert any(str(tmp_path / "1" / RUN_FILE) in p for p in sweep.problems)
+    assert list(sweep.metrics["value"]) == [3.0]
+
+
+def test_sweep_frame_joins_swept_keys(tmp_path: Path) -> None:
+    for job, depth in enumerate((3, 10)):
+        rec = recorder(tmp_path / str(job), depth)
+        rec.log(0, 0, "loss", float(depth))
+        rec.finish("ok")
+    sweep = load_sweep(tmp_path)
+    assert sweep.swept_keys() == ["depth"]
+    frame = sweep.frame()
+    assert isinstance(frame, pd.DataFrame)
+    assert list(frame["depth"]) == list(frame["value"].astype(int))

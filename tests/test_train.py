@@ -1,0 +1,213 @@
+"""The training loop: schedule, records, divergence, determinism, depth in miniature."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import depthlab.train as train_module
+from depthlab.config import Config
+from depthlab.data import Quadratic, load_data
+from depthlab.errors import ConfigError
+from depthlab.inits import Gaussian
+from depthlab.optimizers import OPTIMIZERS
+from depthlab.records import NETWORK_LAYER, read_metrics, read_run
+from depthlab.train import build_model, flush_denormal, flushing_denormals, train
+
+CPU = torch.device("cpu")
+
+
+def curve(run_dir: Path, metric: str) -> pd.Series:
+    df = read_metrics(run_dir)
+    rows = df[(df["metric"] == metric) & (df["layer"] == NETWORK_LAYER)]
+    return rows.set_index("step")["value"]
+
+
+def test_steps_zero_measures_the_network_at_init_only(tiny: Config, tmp_path: Path) -> None:
+    result = train(dataclasses.replace(tiny, steps=0), tmp_path)
+    df = read_metrics(tmp_path)
+    assert set(df["step"]) == {0}
+    assert set(df["metric"]) == {"loss", "accuracy", "test_loss", "test_accuracy"}
+    assert result.status == "ok" and result.row["steps_done"] == 0
+    assert result.row["final_loss"] == curve(tmp_path, "loss")[0]
+
+
+def test_evaluation_schedule_and_batch_losses(tiny: Config, tmp_path: Path) -> None:
+    result = train(dataclasses.replace(tiny, steps=25, eval_every=10), tmp_path)
+    assert list(curve(tmp_path, "test_loss").index) == [0, 10, 20, 25]
+    assert list(curve(tmp_path, "batch_loss").index) == list(range(25))
+    row = read_run(tmp_path)
+    assert row == result.row and row["status"] == "ok" and row["error"] is None
+    assert row["steps_done"] == 25 and row["final_test_loss"] == curve(tmp_path, "test_loss")[25]
+    assert row["depth"] == 2 and row["init"] == "torch_default" and row["data"] == "teacher"
+    assert row["data.num_train"] == 256 and row["loss"] == "cross_entropy"
+    assert row["wall_time_s"] > 0 and row["torch_version"] == torch.__version__
+
+
+def test_same_config_and_seed_reproduce_the_records_bit_for_bit(
+    tiny: Config, tmp_path: Path
+) -> None:
+    runs = [train(tiny, tmp_path / name) for name in ("a", "b")]
+    other = train(dataclasses.replace(tiny, seed=1), tmp_path / "c")
+    a, b, c = (read_metrics(r.run_dir).drop(columns="run_id") for r in (*runs, other))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert not np.array_equal(a["value"], c["value"])
+    for key in ("final_loss", "final_test_accuracy"):
+        assert runs[0].row[key] == runs[1].row[key]
+
+
+def test_divergence_is_a_result_not_a_crash(tiny: Config, tmp_path: Path) -> None:
+    cfg = dataclasses.replace(
+        tiny, activation="relu", init=Gaussian(sigma_w2=4.0), lr=100.0, depth=4, width=32, steps=200
+    )
+    result = train(cfg, tmp_path)
+    assert result.status == "diverged"
+    step = result.row["diverged_step"]
+    assert 0 < step < 200 and result.row["steps_done"] < 200
+    assert not math.isfinite(curve(tmp_path, "batch_loss")[step])
+    assert math.isfinite(curve(tmp_path, "loss")[0])
+    assert not math.isfinite(result.row["final_loss"])
+    assert read_run(tmp_path)["status"] == "diverged"
+
+
+def test_failure_is_recorded_then_raised(
+    tiny: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"n": 0}
+    original = train_module.evaluate
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2:  # step 0 (train, test) passes, step 10 breaks
+            raise RuntimeError("disk on fire")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate", flaky)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        train(tiny, tmp_path)
+    row = read_run(tmp_path)
+    assert row["status"] == "failed" and "disk on fire" in row["error"]
+    assert 0 in set(read_metrics(tmp_path)["step"])  # what was measured is kept
+
+
+def test_invalid_config_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        train(Config(depth=0), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_full_batch_sgd_is_the_gradient_descent_update(tmp_path: Path) -> None:
+    """One update on the full batch equals W - lr dJ/dW computed by autograd separately."""
+    cfg = Config(
+        depth=3,
+        width=10,
+        activation="relu",
+        data=Quadratic(),
+        batch_size=512,
+        steps=1,
+        lr=0.2,
+        dtype="float64",
+        init=Gaussian(sigma_w2=2.0, sigma_b2=0.01),
+    )
+    result = train(cfg, tmp_path)
+    assert curve(tmp_path, "batch_loss")[0] == pytest.approx(curve(tmp_path, "loss")[0], rel=1e-14)
+    data = load_data(cfg.data, CPU, torch.float64)
+    model = build_model(cfg, data, CPU, torch.float64)
+    loss = 0.5 * (model(data.x_train)[0] - data.y_train).pow(2).sum(-1).mean()
+    loss.backward()
+    for l in range(1, model.num_layers + 1):
+        w = model.layer(l).linear.weight
+        expected = w.detach() - 0.2 * w.grad
+        torch.testing.assert_close(
+            result.model.layer(l).linear.weight.detach(), expected, rtol=1e-12, atol=1e-14
+        )
+
+
+def test_regression_records_no_accuracy(tmp_path: Path) -> None:
+    cfg = Config(
+        depth=2, width=10, activation="relu", data=Quadratic(), steps=5, eval_every=5, batch_size=20
+    )
+    result = train(cfg, tmp_path)
+    assert result.row["loss"] == "squared" and result.row["final_accuracy"] is None
+    assert "accuracy" not in set(read_metrics(tmp_path)["metric"])
+
+
+@pytest.mark.parametrize(("name", "lr"), [("sgd", 0.5), ("momentum", 0.05), ("adam", 0.01)])
+def test_every_optimizer_reduces_the_loss(
+    tiny: Config, tmp_path: Path, name: str, lr: float
+) -> None:
+    assert set(OPTIMIZERS.names()) == {"sgd", "momentum", "adam"}
+    cfg = dataclasses.replace(
+        tiny, activation="tanh", optimizer=OPTIMIZERS[name](), lr=lr, steps=100, eval_every=100
+    )
+    train(cfg, tmp_path)
+    loss = curve(tmp_path, "loss")
+    assert loss[100] < 0.8 * loss[0]
+
+
+@pytest.mark.parametrize("norm", ["none", "batchnorm", "layernorm"])
+@pytest.mark.parametrize("residual", [False, True])
+def test_architectures_train(tiny: Config, tmp_path: Path, norm: str, residual: bool) -> None:
+    cfg = dataclasses.replace(
+        tiny,
+        activation="relu",
+        norm=norm,
+        residual=residual,
+        branch_scale=0.5,
+        depth=4,
+        lr=0.1,
+        steps=60,
+        eval_every=60,
+    )
+    result = train(cfg, tmp_path)
+    assert result.status == "ok"
+    assert curve(tmp_path, "loss")[60] < curve(tmp_path, "loss")[0]
+
+
+def test_float64_runs_in_float64_from_the_same_draw(tiny: Config, tmp_path: Path) -> None:
+    r64 = train(dataclasses.replace(tiny, dtype="float64", steps=0), tmp_path / "64")
+    r32 = train(dataclasses.replace(tiny, steps=0), tmp_path / "32")
+    w64, w32 = (r.model.layer(1).linear.weight for r in (r64, r32))
+    assert w64.dtype == torch.float64 and w32.dtype == torch.float32
+    torch.testing.assert_close(w64.float(), w32)
+
+
+def test_flush_denormal_is_restored_and_recorded(tiny: Config, tmp_path: Path) -> None:
+    before = flushing_denormals()
+    with flush_denormal(True):
+        assert flushing_denormals()
+    assert flushing_denormals() == before
+    result = train(dataclasses.replace(tiny, flush_denormal=False), tmp_path)
+    assert result.row["flush_denormal"] is False and flushing_denormals() == before
+
+
+def test_vanishing_gradients_in_miniature(tiny: Config, tmp_path: Path) -> None:
+    """The seed's classic setting (sigmoid, PyTorch's default init, SGD): a shallow net learns,
+    a deep one barely moves, and its first layer moves orders of magnitude less than its last."""
+    moved = {}
+    for depth in (2, 12):
+        cfg = dataclasses.replace(
+            tiny, depth=depth, width=32, steps=300, eval_every=300, dtype="float64"
+        )
+        result = train(cfg, tmp_path / str(depth))
+        start = build_model(cfg, load_data(cfg.data, CPU, torch.float64), CPU, torch.float64)
+        with torch.no_grad():
+            moved[depth] = [
+                float(
+                    (result.model.layer(l).linear.weight - start.layer(l).linear.weight).norm()
+                    / start.layer(l).linear.weight.norm()
+                )
+                for l in range(1, depth + 2)
+            ]
+        loss = curve(tmp_path / str(depth), "loss")
+        moved[f"loss{depth}"] = loss[300] / loss[0]
+    assert moved["loss2"] < 0.5  # the shallow net learns
+    assert moved["loss12"] > 0.9  # the deep one hardly does
+    assert moved[12][0] < 1e-6 * moved[12][-1]  # layer 1 frozen relative to layer L
+    assert moved[2][0] > 0.1 * moved[2][-1]
