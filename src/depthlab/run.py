@@ -38,7 +38,17 @@ def app(cfg: DictConfig) -> float | None:
         if hydra_cfg.mode.name == "RUN":
             sys.exit(1)
         return None  # a sweep goes on with its next run
-    return result.row.get("final_loss")
+    row = result.row
+    log.info(
+        "%s: %s, loss %.4g, test loss %.4g, %.1f s -> %s",
+        label or "defaults",
+        row["status"],
+        row["final_loss"],
+        row["final_test_loss"],
+        row["wall_time_s"],
+        result.run_dir,
+    )
+    return row["final_loss"]
 
 
 def main() -> None:

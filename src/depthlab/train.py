@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import math
 import platform
 import time
@@ -33,6 +34,8 @@ from depthlab.losses import LOSSES, accuracy
 from depthlab.model import MLP
 from depthlab.records import NETWORK_LAYER, RunRecorder
 from depthlab.seeding import torch_generator
+
+log = logging.getLogger(__name__)
 
 EVAL_CHUNK = 8192  # samples per forward pass when evaluating a whole set
 CHECK_EVERY = 10  # steps between reading the buffered batch losses back from the device
@@ -188,8 +191,8 @@ def train(cfg: Config, run_dir: Path | str, label: str = "") -> RunResult:
                     wall_time_s=time.perf_counter() - start,
                     finished_at=_now(),
                 )
-            except Exception as record_exc:  # keep the original error the one raised
-                exc.add_note(f"recording the failure failed too: {record_exc!r}")
+            except Exception:  # keep the original error the one raised
+                log.exception("could not record the failure of the run in %s", run_dir)
             raise
         status = outcome.pop("status")
         row = recorder.finish(
