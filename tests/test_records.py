@@ -111,3 +111,16 @@ def test_sweep_frame_joins_swept_keys(tmp_path: Path) -> None:
     frame = sweep.frame()
     assert isinstance(frame, pd.DataFrame)
     assert list(frame["depth"]) == list(frame["value"].astype(int))
+
+
+def test_a_new_run_in_the_same_folder_sets_the_old_records_aside(tmp_path: Path) -> None:
+    first = recorder(tmp_path, depth=3)
+    first.log(0, 0, "loss", 1.0)
+    first.finish("ok")
+    second = RunRecorder(tmp_path, {"run_id": "new", "depth": 10}, seed=0)
+    second.log(0, 0, "loss", 2.0)
+    second.finish("ok")
+    assert list(read_metrics(tmp_path)["value"]) == [2.0]  # no mixing
+    kept = tmp_path / ".superseded" / "0"
+    assert read_run(kept)["run_id"] == "r3" and list(read_metrics(kept)["value"]) == [1.0]
+    assert list(load_sweep(tmp_path).runs["run_id"]) == ["new"]

@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 RUN_FILE = "run.parquet"
 METRICS_DIR = "metrics.parquet"
+SUPERSEDED_DIR = ".superseded"
 NETWORK_LAYER = 0
 STATUSES = ("running", "ok", "diverged", "failed")
 FINISHED = ("ok", "diverged", "failed")
@@ -92,6 +93,25 @@ def run_table(row: Mapping[str, Any]) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=names)
 
 
+def set_aside_previous(run_dir: Path) -> Path | None:
+    """Move an earlier run's records out of ``run_dir`` into ``run_dir/.superseded/N/``.
+
+    A new run in a folder that already holds records must neither mix its rows with the old
+    ones nor delete them. Readers skip hidden folders, so set-aside records stay out of
+    sweeps but remain on disk. Returns the folder they went to (None if there were none).
+    """
+    old = [p for p in (run_dir / RUN_FILE, run_dir / METRICS_DIR) if p.exists()]
+    if not old:
+        return None
+    archive = run_dir / SUPERSEDED_DIR
+    n = sum(1 for _ in archive.iterdir()) if archive.exists() else 0
+    target = archive / str(n)
+    target.mkdir(parents=True)
+    for path in old:
+        os.replace(path, target / path.name)
+    return target
+
+
 class RunRecorder:
     """Writes one run's records incrementally (see the module docstring for the layout).
 
@@ -102,11 +122,12 @@ class RunRecorder:
     def __init__(self, run_dir: Path | str, row: Mapping[str, Any], seed: int) -> None:
         self.run_dir = Path(run_dir)
         self.metrics_dir = self.run_dir / METRICS_DIR
+        set_aside_previous(self.run_dir)
         self.metrics_dir.mkdir(parents=True, exist_ok=True)
         self.row = {**row, "status": "running"}
         self.run_id = str(row["run_id"])
         self.seed = seed
-        self._parts = len(list(self.metrics_dir.glob("part-*.parquet")))
+        self._parts = 0
         self._last_flush = time.monotonic()
         self._clear()
         _write_atomic(run_table(self.row), self.run_dir / RUN_FILE)

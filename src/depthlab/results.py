@@ -58,6 +58,8 @@ def load_sweep(path: Path | str, metrics: bool = True) -> Sweep:
     runs, frames, problems = [], [], []
     for run_file in sorted(root.rglob(RUN_FILE), key=_natural_key):
         run_dir = run_file.parent
+        if any(part.startswith(".") for part in run_dir.relative_to(root).parts):
+            continue  # records set aside by a later run in the same folder
         try:
             row = read_run(run_dir)
         except Exception as exc:  # a corrupt or truncated file is named, not fatal
