@@ -84,11 +84,6 @@ class Data:
 DATASETS: Registry[type[Data]] = Registry("data")
 
 
-def _register(cls: type[Data]) -> type[Data]:
-    DATASETS.register(cls.name)(cls)
-    return cls
-
-
 def _require_count(key: str, value: int, minimum: int = 1) -> None:
     if not (isinstance(value, int) and value >= minimum):
         raise ConfigError(key, value, f"an integer >= {minimum}")
@@ -118,7 +113,7 @@ def _mnist1d_arrays(seed: int, num_samples: int, train_split: float) -> Arrays:
     return arrays
 
 
-@_register
+@DATASETS.register_option
 @dataclass
 class MNIST1D(Data):
     """MNIST-1D (Greydanus & Kobak 2020): 40-dim signals of 10 digit templates, generated offline.
@@ -139,7 +134,7 @@ class MNIST1D(Data):
         _require_fraction(f"{key}.train_split", self.train_split)
 
 
-@_register
+@DATASETS.register_option
 @dataclass
 class Digits(Data):
     """scikit-learn's shipped 8x8 digits: 1797 images (64 pixels, values 0..16), 10 classes.
@@ -165,7 +160,7 @@ class Digits(Data):
         _require_fraction(f"{key}.test_fraction", self.test_fraction)
 
 
-@_register
+@DATASETS.register_option
 @dataclass
 class Quadratic(Data):
     """The classic regression demo: y = x^2 + noise * U(0, 1).
@@ -203,7 +198,7 @@ class Quadratic(Data):
             raise ConfigError(f"{key}.noise", self.noise, "a finite number >= 0")
 
 
-@_register
+@DATASETS.register_option
 @dataclass
 class Teacher(Data):
     """A random teacher network labels Gaussian inputs x ~ N(0, I_in_dim).
@@ -281,7 +276,7 @@ class Teacher(Data):
                 raise ConfigError(f"{key}.{field}", value, "a finite number >= 0")
 
 
-@_register
+@DATASETS.register_option
 @dataclass
 class NPZ(Data):
     """Your own data from a NumPy .npz file with arrays x_train, y_train, x_test, y_test.

@@ -48,11 +48,6 @@ class Init:
 INITS: Registry[type[Init]] = Registry("init")
 
 
-def _register(cls: type[Init]) -> type[Init]:
-    INITS.register(cls.name)(cls)
-    return cls
-
-
 def _require_non_negative(key: str, value: float) -> None:
     if not (math.isfinite(value) and value >= 0):
         raise ConfigError(key, value, "a finite number >= 0")
@@ -82,7 +77,7 @@ class _ZeroMeanBias(Init):
         _require_non_negative(f"{key}.sigma_b2", self.sigma_b2)
 
 
-@_register
+@INITS.register_option
 @dataclass
 class TorchDefault(Init):
     """PyTorch's own nn.Linear init: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
@@ -108,7 +103,7 @@ class TorchDefault(Init):
         return 1.0 / (3.0 * fan_in)
 
 
-@_register
+@INITS.register_option
 @dataclass
 class Gaussian(_ZeroMeanBias):
     """The mean-field parametrisation: W ~ N(0, sigma_w2 / fan_in), b ~ N(0, sigma_b2).
@@ -134,7 +129,7 @@ class Gaussian(_ZeroMeanBias):
         super().check(key)
 
 
-@_register
+@INITS.register_option
 @dataclass
 class SmallNormal(_ZeroMeanBias):
     """W ~ N(0, std^2) regardless of width, b ~ N(0, sigma_b2): the classic "0.01 * randn".
@@ -172,7 +167,7 @@ class _Xavier(_ZeroMeanBias):
         super().check(key)
 
 
-@_register
+@INITS.register_option
 @dataclass
 class XavierUniform(_Xavier):
     """W ~ U(+-gain sqrt(6 / (fan_in + fan_out))), b ~ N(0, sigma_b2) (Glorot & Bengio 2010).
@@ -188,7 +183,7 @@ class XavierUniform(_Xavier):
         self._fill_bias_(bias, generator)
 
 
-@_register
+@INITS.register_option
 @dataclass
 class XavierNormal(_Xavier):
     """W ~ N(0, gain^2 * 2 / (fan_in + fan_out)), b ~ N(0, sigma_b2) (Glorot & Bengio 2010).
@@ -237,7 +232,7 @@ class _Kaiming(_ZeroMeanBias):
         return {"a": self.negative_slope, "mode": self.mode, "nonlinearity": self.nonlinearity}
 
 
-@_register
+@INITS.register_option
 @dataclass
 class KaimingUniform(_Kaiming):
     """W ~ U(+-gain sqrt(3 / fan_in)), b ~ N(0, sigma_b2): Var(W) = gain^2 / fan_in (He 2015)."""
@@ -250,7 +245,7 @@ class KaimingUniform(_Kaiming):
         self._fill_bias_(bias, generator)
 
 
-@_register
+@INITS.register_option
 @dataclass
 class KaimingNormal(_Kaiming):
     """W ~ N(0, gain^2 / fan_in), b ~ N(0, sigma_b2) (He et al. 2015, "MSRA" init)."""
@@ -262,7 +257,7 @@ class KaimingNormal(_Kaiming):
         self._fill_bias_(bias, generator)
 
 
-@_register
+@INITS.register_option
 @dataclass
 class Orthogonal(_ZeroMeanBias):
     """W = gain * Q with Q a Haar-random (semi-)orthogonal matrix, b ~ N(0, sigma_b2).

@@ -34,12 +34,7 @@ class Optimizer:
 OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer")
 
 
-def _register(cls: type[Optimizer]) -> type[Optimizer]:
-    OPTIMIZERS.register(cls.name)(cls)
-    return cls
-
-
-@_register
+@OPTIMIZERS.register_option
 @dataclass
 class SGD(Optimizer):
     """Plain mini-batch gradient descent, the classic derivation's: W <- W - lr (dJ/dW + wd W)."""
@@ -50,7 +45,7 @@ class SGD(Optimizer):
         return torch.optim.SGD(params, lr=lr, weight_decay=self.weight_decay)
 
 
-@_register
+@OPTIMIZERS.register_option
 @dataclass
 class Momentum(Optimizer):
     """SGD with (heavy-ball or Nesterov) momentum, PyTorch's form: v <- mu v + g; W <- W - lr v."""
@@ -81,7 +76,7 @@ class Momentum(Optimizer):
         super().check(key)
 
 
-@_register
+@OPTIMIZERS.register_option
 @dataclass
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015); ``decoupled=true`` applies weight decay as AdamW does.

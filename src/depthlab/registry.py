@@ -32,6 +32,11 @@ class Registry(Generic[T]):
 
         return add
 
+    def register_option(self, cls: T) -> T:
+        """Class decorator for a config-group option: registers ``cls`` under the default of
+        its ``name`` field (``name: str = "gaussian"``), so the name is written once."""
+        return self.register(cls.name)(cls)  # type: ignore[attr-defined]
+
     def __getitem__(self, name: str) -> T:
         try:
             return self._entries[name]
