@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from hydra import compose, initialize_config_module
 
-from depthlab.cli import expand_jobs, first_problem
+from depthlab.cli import check_command_line, expand_jobs, first_problem
 from depthlab.config import GROUPS, Config, register_configs, to_config, validate
 from depthlab.errors import ConfigError
 
@@ -147,3 +147,22 @@ def test_cuda_is_refused_without_a_gpu() -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     assert first_problem(["device=cuda"], multirun=False).startswith("device=cuda: ")
+
+
+def test_config_dir_joins_the_search_path(tmp_path) -> None:
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "seven.yaml").write_text("# @package _global_\ndepth: 7\n")
+    configs = check_command_line(["--config-dir", str(tmp_path), "+experiment=seven"])
+    assert [c.depth for c in configs] == [7]
+    with pytest.raises(SystemExit) as stop:
+        check_command_line(["--config-dir", str(tmp_path), "+experiment=seven", "width=0"])
+    assert stop.value.code == 2
+
+
+def test_multirun_mode_from_an_override_counts_as_dash_m() -> None:
+    assert first_problem(["hydra.mode=MULTIRUN", "depth=1,2"], multirun=False) == ""
+
+
+def test_glob_sweeps_over_group_options() -> None:
+    configs = check_command_line(["-m", "init=glob(xavier*)"])
+    assert sorted(c.init.name for c in configs) == ["xavier_normal", "xavier_uniform"]

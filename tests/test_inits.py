@@ -30,10 +30,23 @@ def nondefault(name: str) -> Init:
     return cls(sigma_b2=0.05) if "sigma_b2" in fields else cls()
 
 
-@pytest.mark.parametrize("name", NAMES)
+# every init with its defaults, plus the parameters that change its variance
+VARIANTS = [nondefault(name) for name in NAMES] + [
+    INITS["gaussian"](sigma_w2=2.5),
+    INITS["small_normal"](std=0.05),
+    INITS["xavier_uniform"](gain=2.0),
+    INITS["xavier_normal"](gain=0.5),
+    INITS["kaiming_normal"](mode="fan_out"),
+    INITS["kaiming_normal"](nonlinearity="tanh"),
+    INITS["kaiming_uniform"](nonlinearity="leaky_relu", negative_slope=0.2),
+    INITS["kaiming_uniform"](nonlinearity="selu", mode="fan_out"),
+    INITS["orthogonal"](gain=1.5),
+]
+
+
+@pytest.mark.parametrize("init", VARIANTS, ids=repr)
 @pytest.mark.parametrize(("fan_in", "fan_out"), [(1024, 1024), (512, 1536), (1536, 512)])
-def test_weight_variance_and_mean(name: str, fan_in: int, fan_out: int) -> None:
-    init = nondefault(name)
+def test_weight_variance_and_mean(init: Init, fan_in: int, fan_out: int) -> None:
     w, _ = draw(init, fan_in, fan_out)
     expected = init.weight_variance(fan_in, fan_out)
     # relative standard error of a sample variance of n draws is about sqrt(2/n) < 0.2%
@@ -128,6 +141,17 @@ def test_bad_parameters_name_the_key(init: Init, key: str) -> None:
     assert err.value.key == key
 
 
-def test_kaiming_relu_targets_sigma_w2_two() -> None:
-    init = INITS["kaiming_normal"]()
-    assert init.weight_variance(300, 300) * 300 == pytest.approx(2.0)
+def test_stated_variances_are_the_papers() -> None:
+    """The formulas themselves, so a wrong formula cannot hide behind a matching draw."""
+    kaiming = INITS["kaiming_normal"]
+    assert kaiming().weight_variance(300, 100) == pytest.approx(2.0 / 300)  # He: 2 / fan_in
+    assert kaiming(mode="fan_out").weight_variance(300, 100) == pytest.approx(2.0 / 100)
+    assert kaiming(nonlinearity="tanh").weight_variance(300, 300) == pytest.approx(25 / 9 / 300)
+    assert kaiming(nonlinearity="leaky_relu", negative_slope=0.2).weight_variance(
+        100, 100
+    ) == pytest.approx(2 / 1.04 / 100)
+    xavier = INITS["xavier_uniform"]
+    assert xavier().weight_variance(300, 100) == pytest.approx(2.0 / 400)  # Glorot: 2/(in+out)
+    assert xavier(gain=2.0).weight_variance(300, 100) == pytest.approx(8.0 / 400)
+    assert INITS["orthogonal"](gain=1.5).weight_variance(200, 200) == pytest.approx(2.25 / 200)
+    assert INITS["small_normal"](std=0.01).weight_variance(10, 10) == pytest.approx(1e-4)

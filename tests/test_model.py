@@ -99,12 +99,30 @@ def test_batchnorm_normalises_each_unit_over_the_batch() -> None:
 
 
 def test_layernorm_normalises_each_sample_over_units() -> None:
-    model = make(norm="layernorm", activation="linear")
+    model = make(replicas=2, seeds=(0, 1), norm="layernorm", activation="linear")
     captured = {}
-    model.layer(1).norm.register_forward_hook(lambda m, i, o: captured.update(out=o))
-    model(torch.randn(10, 5, dtype=F64))
-    normed = captured["out"][0]
-    torch.testing.assert_close(normed.mean(-1), torch.zeros(10, dtype=F64), atol=1e-12, rtol=0)
+    model.layer(2).norm.register_forward_hook(lambda m, i, o: captured.update(out=o))
+    model(torch.randn(10, 5, dtype=F64) * 3 + 1)
+    normed = captured["out"]  # (R, B, width)
+    zeros, ones = torch.zeros(2, 10, dtype=F64), torch.ones(2, 10, dtype=F64)
+    torch.testing.assert_close(normed.mean(-1), zeros, atol=1e-12, rtol=0)
+    torch.testing.assert_close(normed.var(-1, unbiased=False), ones, atol=1e-4, rtol=0)
+
+
+def test_precise_batchnorm_statistics() -> None:
+    """calibrate_batchnorm_ sets the running averages to the exact statistics of the data,
+    also over several chunks, and leaves the momentum as it was."""
+    model = make(norm="batchnorm", activation="linear")
+    x = torch.randn(300, 5, dtype=F64) * 2 + 3
+    model.calibrate_batchnorm_(x, chunk=100)
+    norm = model.layer(1).norm
+    z = model.layer(1).linear(x.expand(1, 300, 5))[0]
+    torch.testing.assert_close(norm.running_mean, z.mean(0), rtol=1e-12, atol=1e-12)
+    # the mean of the chunks' variances: within a few percent of the whole set's
+    torch.testing.assert_close(norm.running_var, z.var(0, unbiased=False), rtol=0.05, atol=0)
+    model.calibrate_batchnorm_(x, chunk=1000)  # one chunk: exactly the whole set's
+    torch.testing.assert_close(norm.running_var, z.var(0, unbiased=False), rtol=1e-12, atol=0)
+    assert norm.momentum == 0.1 and model.training
 
 
 def test_output_activation_applies_at_the_output_layer_only() -> None:

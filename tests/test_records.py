@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from depthlab.records import (
@@ -121,6 +122,44 @@ def test_a_new_run_in_the_same_folder_sets_the_old_records_aside(tmp_path: Path)
     second.log(0, 0, "loss", 2.0)
     second.finish("ok")
     assert list(read_metrics(tmp_path)["value"]) == [2.0]  # no mixing
-    kept = tmp_path / ".superseded" / "0"
+    (kept,) = (tmp_path / ".superseded").iterdir()
     assert read_run(kept)["run_id"] == "r3" and list(read_metrics(kept)["value"]) == [1.0]
     assert list(load_sweep(tmp_path).runs["run_id"]) == ["new"]
+
+
+def _part(tmp_path: Path, **columns) -> None:
+    row = {
+        "run_id": ["r3"],
+        "seed": [7],
+        "step": [1],
+        "layer": [0],
+        "metric": ["loss"],
+        "value": [1.0],
+        **columns,
+    }
+    pq.write_table(pa.table(row), tmp_path / METRICS_DIR / "part-00009.parquet")
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        {"extra": [1]},
+        {"seed": pa.array([None], pa.int64())},
+        {"run_id": ["someone_else"]},
+        {"step": [-3]},
+        {"value": ["1.0"]},
+    ],
+    ids=["extra column", "null seed", "foreign run_id", "negative step", "string value"],
+)
+def test_read_metrics_rejects_a_bad_part_file(tmp_path: Path, columns: dict) -> None:
+    rec = recorder(tmp_path)
+    rec.log(0, 0, "loss", 2.0)
+    rec.finish("ok")
+    _part(tmp_path, **columns)
+    with pytest.raises(SchemaError, match="part-00009"):
+        read_metrics(tmp_path)
+
+
+def test_load_sweep_refuses_a_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load_sweep(tmp_path / "nope")

@@ -46,7 +46,9 @@ def test_evaluation_schedule_and_batch_losses(tiny: Config, tmp_path: Path) -> N
     assert row == result.row and row["status"] == "ok" and row["error"] is None
     assert row["steps_done"] == 25 and row["final_test_loss"] == curve(tmp_path, "test_loss")[25]
     assert row["depth"] == 2 and row["init"] == "torch_default" and row["data"] == "teacher"
-    assert row["data.num_train"] == 256 and row["loss"] == "cross_entropy"
+    assert row["data.num_train"] == 256
+    assert (row["loss"], row["loss_resolved"]) == ("auto", "cross_entropy")
+    assert (row["device"], row["device_resolved"]) == ("auto", "cpu")
     assert row["wall_time_s"] > 0 and row["torch_version"] == torch.__version__
 
 
@@ -70,7 +72,9 @@ def test_divergence_is_a_result_not_a_crash(tiny: Config, tmp_path: Path) -> Non
     assert result.status == "diverged"
     step = result.row["diverged_step"]
     assert 0 < step < 200 and result.row["steps_done"] < 200
-    assert not math.isfinite(curve(tmp_path, "batch_loss")[step])
+    batch_loss = curve(tmp_path, "batch_loss")
+    assert not math.isfinite(batch_loss[step])
+    assert np.isfinite(batch_loss[batch_loss.index < step]).all()  # the first bad step
     assert math.isfinite(curve(tmp_path, "loss")[0])
     assert not math.isfinite(result.row["final_loss"])
     assert read_run(tmp_path)["status"] == "diverged"
@@ -134,8 +138,35 @@ def test_regression_records_no_accuracy(tmp_path: Path) -> None:
         depth=2, width=10, activation="relu", data=Quadratic(), steps=5, eval_every=5, batch_size=20
     )
     result = train(cfg, tmp_path)
-    assert result.row["loss"] == "squared" and result.row["final_accuracy"] is None
+    assert result.row["loss_resolved"] == "squared" and result.row["final_accuracy"] is None
     assert "accuracy" not in set(read_metrics(tmp_path)["metric"])
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "torch_class", "hyper"),
+    [
+        (OPTIMIZERS["sgd"](weight_decay=0.01), torch.optim.SGD, {"weight_decay": 0.01}),
+        (
+            OPTIMIZERS["momentum"](momentum=0.8, nesterov=True),
+            torch.optim.SGD,
+            {"momentum": 0.8, "nesterov": True},
+        ),
+        (
+            OPTIMIZERS["adam"](beta1=0.8, eps=1e-6, weight_decay=0.1),
+            torch.optim.Adam,
+            {"betas": (0.8, 0.999), "eps": 1e-6, "weight_decay": 0.1},
+        ),
+        (
+            OPTIMIZERS["adam"](decoupled=True, weight_decay=0.1),
+            torch.optim.AdamW,
+            {"weight_decay": 0.1},
+        ),
+    ],
+)
+def test_optimizer_parameters_reach_torch(optimizer, torch_class, hyper) -> None:
+    built = optimizer.build([torch.nn.Parameter(torch.zeros(3))], lr=0.3)
+    assert type(built) is torch_class and built.defaults["lr"] == 0.3
+    assert {k: built.defaults[k] for k in hyper} == hyper
 
 
 @pytest.mark.parametrize(("name", "lr"), [("sgd", 0.5), ("momentum", 0.05), ("adam", 0.01)])
@@ -178,13 +209,42 @@ def test_float64_runs_in_float64_from_the_same_draw(tiny: Config, tmp_path: Path
     torch.testing.assert_close(w64.float(), w32)
 
 
-def test_flush_denormal_is_restored_and_recorded(tiny: Config, tmp_path: Path) -> None:
+def test_flush_denormal_is_restored_and_what_was_in_effect_recorded(
+    tiny: Config, tmp_path: Path
+) -> None:
     before = flushing_denormals()
     with flush_denormal(True):
         assert flushing_denormals()
     assert flushing_denormals() == before
-    result = train(dataclasses.replace(tiny, flush_denormal=False), tmp_path)
-    assert result.row["flush_denormal"] is False and flushing_denormals() == before
+    on = train(dataclasses.replace(tiny, flush_denormal=True), tmp_path / "on")
+    assert flushing_denormals() == before
+    # in this process the worker threads started earlier: at least this thread flushes
+    assert on.row["flush_denormal"] is True and on.row["denormals_flushed"] > 0
+    if not before:
+        off = train(dataclasses.replace(tiny, flush_denormal=False), tmp_path / "off")
+        assert off.row["flush_denormal"] is False and off.row["denormals_flushed"] == 0
+
+
+def test_batchnorm_is_evaluated_with_the_training_sets_statistics(
+    tiny: Config, tmp_path: Path
+) -> None:
+    """At step 0 the running averages are placeholders; the recorded loss must be that of the
+    normalised network (batch statistics over the whole training set), not of the bare one."""
+    cfg = dataclasses.replace(
+        tiny,
+        activation="relu",
+        norm="batchnorm",
+        depth=6,
+        init=Gaussian(sigma_w2=4.0),
+        steps=0,
+        dtype="float64",
+    )
+    train(cfg, tmp_path)
+    data = load_data(cfg.data, CPU, torch.float64)
+    model = build_model(cfg, data, CPU, torch.float64)  # train mode: batch statistics
+    with torch.no_grad():
+        expected = torch.nn.functional.cross_entropy(model(data.x_train)[0], data.y_train)
+    assert curve(tmp_path, "loss")[0] == pytest.approx(expected.item(), rel=1e-9)
 
 
 def test_vanishing_gradients_in_miniature(tiny: Config, tmp_path: Path) -> None:

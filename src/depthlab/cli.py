@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from hydra import compose, initialize_config_module
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from hydra.errors import MissingConfigException, OverrideParseException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from depthlab.config import to_config, validate
+from depthlab.config import GROUPS, Config, to_config, validate
 from depthlab.errors import ConfigError
 
 CONFIG_MODULE = "depthlab.conf"
@@ -34,54 +37,65 @@ PASS_THROUGH = (
     "cfg",
     "info",
     "shell_completion",
-    "config_dir",
     "config_path",
     "experimental_rerun",
-    "resolve",
-    "package",
 )
 
 
-def check_command_line(argv: Sequence[str]) -> None:
-    """Exit with status 2 and one line on stderr if any job of ``argv`` is invalid."""
+def check_command_line(argv: Sequence[str]) -> list[Config] | None:
+    """The validated config of every job of ``argv``; on a problem, one line on stderr and
+    exit status 2. None when Hydra is only asked to print something."""
     try:
         args = get_args_parser().parse_args(list(argv))
     except SystemExit:
-        return  # let Hydra print its usage message
+        return None  # let Hydra print its usage message
     if any(getattr(args, name, None) for name in PASS_THROUGH):
-        return
-    message = first_problem(list(args.overrides), args.multirun, args.config_name or CONFIG_NAME)
+        return None
+    overrides = list(args.overrides)
+    if args.config_dir:  # as Hydra does: the folder joins the config search path
+        overrides.append(f"hydra.searchpath=[file://{Path(args.config_dir).resolve()}]")
+    configs, message = check_jobs(overrides, args.multirun, args.config_name or CONFIG_NAME)
     if message:
         print(f"error: {message}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+    return configs
 
 
 def first_problem(overrides: list[str], multirun: bool, config_name: str = CONFIG_NAME) -> str:
     """The first problem of the jobs that ``overrides`` make, as one line ('' if none)."""
+    return check_jobs(overrides, multirun, config_name)[1]
+
+
+def check_jobs(
+    overrides: list[str], multirun: bool, config_name: str = CONFIG_NAME
+) -> tuple[list[Config] | None, str]:
+    """Compose and validate every job: (their configs, '') or (None, the first problem)."""
     with initialize_config_module(CONFIG_MODULE, version_base="1.3", job_name="check"):
+        job = overrides
         try:
             jobs = expand_jobs(overrides, multirun, config_name)
+            if jobs is None:
+                return None, ""  # another sweeper: its own syntax, its own checks
+            configs = []
+            for job in jobs:
+                configs.append(to_config(compose(config_name, overrides=job)))
+                validate(configs[-1])
         except ConfigError as exc:
-            return str(exc)
-        except (HydraException, OmegaConfBaseException) as exc:
-            return describe(exc, overrides, config_name)
-        if jobs is None:
-            return ""  # another sweeper: its own syntax, its own checks
-        for job in jobs:
-            try:
-                validate(to_config(compose(config_name, overrides=job)))
-            except ConfigError as exc:
-                return str(exc)
-            except (HydraException, OmegaConfBaseException) as exc:
-                return describe(exc, job, config_name)
-    return ""
+            return None, str(exc)
+        except Exception as exc:  # Hydra's, OmegaConf's, or anything unforeseen: one line
+            return None, describe(exc, job, config_name)
+    return configs, ""
 
 
 def expand_jobs(overrides: list[str], multirun: bool, config_name: str) -> list[list[str]] | None:
     """The override lists of every job, as Hydra's basic sweeper forms them (None when the
-    config chooses another sweeper). Sweeps preset in ``hydra.sweeper.params`` come first."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    if not multirun:
+    config chooses another sweeper). Sweeps preset in ``hydra.sweeper.params`` come first;
+    ``hydra.mode=MULTIRUN`` in the config or on the command line counts as ``-m``."""
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    parsed = parser.parse_overrides(overrides)
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    base = compose(config_name, overrides=fixed, return_hydra_config=True)
+    if not (multirun or base.hydra.mode == RunMode.MULTIRUN):
         for o in parsed:
             if o.is_sweep_override():
                 raise ConfigError(
@@ -91,14 +105,11 @@ def expand_jobs(overrides: list[str], multirun: bool, config_name: str) -> list[
                     "several values",
                 )
         return [overrides]
-    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    base = compose(config_name, overrides=fixed, return_hydra_config=True)
     if base.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
         return None
     params = base.hydra.sweeper.get("params") or {}
     preset = [f"{key}={value}" for key, value in params.items()]
-    every = OverridesParser.create().parse_overrides(preset + overrides)
-    batches = BasicSweeper.split_arguments(every, None)
+    batches = BasicSweeper.split_arguments(parser.parse_overrides(preset + overrides), None)
     return [list(job) for batch in batches for job in batch]
 
 
@@ -122,12 +133,29 @@ def describe(exc: Exception, overrides: list[str], config_name: str) -> str:
         value = _value_of(key, overrides)
         if isinstance(cause, ConfigAttributeError | ConfigKeyError):
             allowed = _sibling_keys(key, overrides, config_name)
-            return str(ConfigError(key, value, allowed or "an existing key", "unknown key"))
+            return str(
+                ConfigError(
+                    key, value, allowed or "an existing key", "unknown key" + _options_with(key)
+                )
+            )
         message = _first_line(cause)
         wanted = message.rpartition("converted to ")[2] if "converted to " in message else ""
         allowed = f"a value of type {wanted}" if wanted else message
         return str(ConfigError(key, value, allowed, "wrong type"))
-    return _first_line(exc)
+    return f"cannot compose the configuration from {' '.join(overrides)}: {_first_line(exc)}"
+
+
+def _options_with(key: str) -> str:
+    """For ``group.field``: which options of the group have that field."""
+    group, _, name = key.partition(".")
+    if group not in GROUPS or not name or "." in name:
+        return ""
+    having = [
+        option
+        for option, cls in GROUPS[group].items()
+        if name in getattr(cls, "__dataclass_fields__", {})
+    ]
+    return f" (it belongs to {group}={'|'.join(having)})" if having else ""
 
 
 def _first_line(exc: BaseException) -> str:

@@ -30,6 +30,7 @@ GROUPS = {"init": INITS, "data": DATASETS, "optimizer": OPTIMIZERS}
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MAX_DEPTH = 1000
+INT64_MAX = 2**63 - 1
 SCHEMA_NAME = "depthlab_schema"
 
 
@@ -122,6 +123,16 @@ def _one_of(key: str, value: str, allowed: list[str] | tuple[str, ...]) -> None:
         raise ConfigError(key, value, allowed, "unknown value")
 
 
+def _check_int_range(obj: object, prefix: str) -> None:
+    """Every integer field, groups included, fits the records' int64 columns."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if is_dataclass(value):
+            _check_int_range(value, f"{prefix}{f.name}.")
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= INT64_MAX:
+            raise ConfigError(f"{prefix}{f.name}", value, f"an integer below {INT64_MAX}")
+
+
 def validate(cfg: Config) -> None:
     """Raise ConfigError (key, value, what is allowed) for the first invalid value."""
     _int_at_least(cfg, "depth", 1, MAX_DEPTH)
@@ -131,6 +142,14 @@ def validate(cfg: Config) -> None:
     _one_of("norm", cfg.norm, NORMS)
     if not math.isfinite(cfg.branch_scale):
         raise ConfigError("branch_scale", cfg.branch_scale, "a finite number")
+    _check_int_range(cfg, "")
+    if cfg.norm == "batchnorm" and cfg.batch_size < 2:
+        raise ConfigError(
+            "batch_size",
+            cfg.batch_size,
+            "an integer >= 2 with norm=batchnorm",
+            "batch statistics need two samples",
+        )
     for group, registry in GROUPS.items():
         option = getattr(cfg, group)
         if type(option) is not registry[option.name]:

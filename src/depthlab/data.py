@@ -89,6 +89,12 @@ def _require_count(key: str, value: int, minimum: int = 1) -> None:
         raise ConfigError(key, value, f"an integer >= {minimum}")
 
 
+def _require_seed(key: str, value: int) -> None:
+    """Data seeds feed NumPy and scikit-learn generators, which take 0..2^32-1."""
+    if not (isinstance(value, int) and 0 <= value < 2**32):
+        raise ConfigError(key, value, "an integer in 0..4294967295")
+
+
 def _require_fraction(key: str, value: float) -> None:
     if not (math.isfinite(value) and 0 < value < 1):
         raise ConfigError(key, value, "a number strictly between 0 and 1")
@@ -130,8 +136,16 @@ class MNIST1D(Data):
         return _mnist1d_arrays(self.seed, self.num_samples, self.train_split)
 
     def check(self, key: str = "data") -> None:
+        _require_seed(f"{key}.seed", self.seed)
         _require_count(f"{key}.num_samples", self.num_samples, 20)
         _require_fraction(f"{key}.train_split", self.train_split)
+        num_train = int(self.num_samples * self.train_split)
+        if not 2 <= num_train <= self.num_samples - 2:
+            raise ConfigError(
+                f"{key}.train_split",
+                self.train_split,
+                "a fraction leaving >= 2 training and >= 2 test samples",
+            )
 
 
 @DATASETS.register_option
@@ -157,6 +171,7 @@ class Digits(Data):
         return Arrays(x_tr, y_tr, x_te, y_te, CLASSIFICATION, 10)
 
     def check(self, key: str = "data") -> None:
+        _require_seed(f"{key}.seed", self.seed)
         _require_fraction(f"{key}.test_fraction", self.test_fraction)
 
 
@@ -192,6 +207,7 @@ class Quadratic(Data):
         )
 
     def check(self, key: str = "data") -> None:
+        _require_seed(f"{key}.seed", self.seed)
         _require_count(f"{key}.num_train", self.num_train, 2)
         _require_count(f"{key}.num_test", self.num_test)
         if not (math.isfinite(self.noise) and self.noise >= 0):
@@ -265,6 +281,7 @@ class Teacher(Data):
             raise ConfigError(f"{key}.task_type", self.task_type, (CLASSIFICATION, REGRESSION))
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"{key}.activation", self.activation, ACTIVATIONS.names())
+        _require_seed(f"{key}.seed", self.seed)
         for field in ("in_dim", "depth", "width", "num_train", "num_test"):
             _require_count(f"{key}.{field}", getattr(self, field), 0 if field == "depth" else 1)
         _require_count(

@@ -46,10 +46,14 @@ class BatchedLinear(nn.Module):
 
 class BatchNorm(nn.Module):
     """Batch normalisation of every unit of every replica over the batch (training statistics
-    in train mode, running averages in eval mode), then a per-unit affine gamma x + beta."""
+    in train mode, running averages in eval mode), then a per-unit affine gamma x + beta.
+
+    ``momentum`` is the weight of a new batch in the running averages (PyTorch's 0.1).
+    """
 
     def __init__(self, width: int, replicas: int) -> None:
         super().__init__()
+        self.momentum = 0.1
         self.weight = nn.Parameter(torch.ones(replicas, width, dtype=torch.float64))
         self.bias = nn.Parameter(torch.zeros(replicas, width, dtype=torch.float64))
         self.register_buffer("running_mean", torch.zeros(replicas * width, dtype=torch.float64))
@@ -66,7 +70,7 @@ class BatchNorm(nn.Module):
             self.weight.view(-1),
             self.bias.view(-1),
             self.training,
-            0.1,
+            self.momentum,
             NORM_EPS,
         )
         return out.view(b, r, n).transpose(0, 1)
@@ -191,6 +195,33 @@ class MLP(nn.Module):
         for layer in self.layers:
             a = layer(a)
         return a
+
+    @torch.no_grad()
+    def calibrate_batchnorm_(self, x: torch.Tensor, chunk: int = 8192) -> None:
+        """Set every batchnorm's running averages to the exact statistics of inputs ``x``.
+
+        Evaluation uses the running averages; at step 0 they are the placeholders 0 and 1,
+        and during training an exponential average of past batches. Before each evaluation
+        the loop recomputes them from the whole training set ("precise BN"): chunk k enters
+        with weight 1/k. When ``x`` fits one chunk, eval mode then computes exactly what train
+        mode does on all of ``x`` at once; over several chunks the statistics are the mean of
+        the chunks' (with the later layers fed by chunk-normalised inputs). Training never
+        reads them, so this changes no update. No-op without batchnorm.
+        """
+        norms = [m for m in self.modules() if isinstance(m, BatchNorm)]
+        if not norms:
+            return
+        was_training, momenta = self.training, [norm.momentum for norm in norms]
+        self.train()
+        for k, start in enumerate(range(0, len(x), chunk), start=1):
+            for norm in norms:
+                norm.momentum = 1.0 / k
+            self(x[start : start + chunk])
+        n = min(len(x), chunk)
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+            norm.running_var.mul_((n - 1) / n)  # F.batch_norm keeps unbiased variances
+        self.train(was_training)
 
     @torch.no_grad()
     def initialize_(self, init: Init, generators: Sequence[torch.Generator]) -> None:

@@ -19,6 +19,7 @@ written to a temporary name and renamed, so no reader ever sees half a file.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import time
@@ -94,7 +95,7 @@ def run_table(row: Mapping[str, Any]) -> pa.Table:
 
 
 def set_aside_previous(run_dir: Path) -> Path | None:
-    """Move an earlier run's records out of ``run_dir`` into ``run_dir/.superseded/N/``.
+    """Move an earlier run's records out of ``run_dir`` into ``run_dir/.superseded/TIME/``.
 
     A new run in a folder that already holds records must neither mix its rows with the old
     ones nor delete them. Readers skip hidden folders, so set-aside records stay out of
@@ -103,9 +104,7 @@ def set_aside_previous(run_dir: Path) -> Path | None:
     old = [p for p in (run_dir / RUN_FILE, run_dir / METRICS_DIR) if p.exists()]
     if not old:
         return None
-    archive = run_dir / SUPERSEDED_DIR
-    n = sum(1 for _ in archive.iterdir()) if archive.exists() else 0
-    target = archive / str(n)
+    target = run_dir / SUPERSEDED_DIR / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
     target.mkdir(parents=True)
     for path in old:
         os.replace(path, target / path.name)
@@ -192,11 +191,16 @@ class RunRecorder:
         return table.to_pylist()[0]
 
 
-def validate_metrics(table: pa.Table) -> None:
-    """Raise SchemaError unless ``table`` follows METRICS_SCHEMA and its rules."""
+def validate_metrics(table: pa.Table, run_id: str | None = None) -> None:
+    """Raise SchemaError unless ``table`` follows METRICS_SCHEMA exactly and its rules: no
+    nulls, steps >= 0, layers >= NETWORK_LAYER, snake_case metric names, and (when given)
+    every row belonging to ``run_id``."""
     if not table.schema.equals(METRICS_SCHEMA):
         raise SchemaError(f"metrics schema {table.schema} differs from {METRICS_SCHEMA}")
-    df = table.select(["step", "layer", "metric"]).to_pandas()
+    nulls = [name for name in table.column_names if table.column(name).null_count]
+    if nulls:
+        raise SchemaError(f"null values in {nulls}")
+    df = table.select(["run_id", "step", "layer", "metric"]).to_pandas()
     if (df["step"] < 0).any():
         raise SchemaError("negative step")
     if (df["layer"] < NETWORK_LAYER).any():
@@ -204,8 +208,8 @@ def validate_metrics(table: pa.Table) -> None:
     bad = [m for m in df["metric"].unique() if not METRIC_NAME.match(str(m))]
     if bad:
         raise SchemaError(f"metric names not snake_case: {bad}")
-    if table.column("run_id").null_count or table.column("metric").null_count:
-        raise SchemaError("null run_id or metric")
+    if run_id is not None and (df["run_id"] != run_id).any():
+        raise SchemaError(f"rows of another run than {run_id}: {set(df['run_id']) - {run_id}}")
 
 
 def validate_run(table: pa.Table) -> None:
@@ -233,7 +237,18 @@ def read_run(run_dir: Path | str) -> dict[str, Any]:
 
 
 def read_metrics(run_dir: Path | str) -> pd.DataFrame:
-    """The validated metric rows of ``run_dir`` (every flushed part file)."""
-    table = pq.read_table(Path(run_dir) / METRICS_DIR, schema=METRICS_SCHEMA)
-    validate_metrics(table)
-    return table.to_pandas()
+    """The metric rows of ``run_dir``: every flushed part file, each validated on its own
+    (exact schema, no nulls, and the run_id of the folder's run.parquet)."""
+    run_dir = Path(run_dir)
+    run_id = read_run(run_dir)["run_id"] if (run_dir / RUN_FILE).exists() else None
+    tables = []
+    for part in sorted((run_dir / METRICS_DIR).glob("part-*.parquet")):
+        table = pq.read_table(part)
+        try:
+            validate_metrics(table, run_id)
+        except SchemaError as exc:
+            raise SchemaError(f"{part.name}: {exc}") from None
+        tables.append(table)
+    return (
+        pa.concat_tables(tables).to_pandas() if tables else METRICS_SCHEMA.empty_table().to_pandas()
+    )

@@ -9,16 +9,9 @@ import pandas as pd
 
 from depthlab.records import METRICS_DIR, RUN_FILE, RUN_SCHEMA, read_metrics, read_run
 
-# run.parquet columns that describe the machine, not the configuration.
-ENVIRONMENT_COLUMNS = (
-    "device_name",
-    "threads",
-    "depthlab_version",
-    "torch_version",
-    "numpy_version",
-    "python_version",
-    "path",
-)
+# run.parquet columns that describe the machine or what a key resolved to, not the config.
+ENVIRONMENT_COLUMNS = ("device_name", "threads", "denormals_flushed", "path")
+DERIVED_SUFFIXES = ("_version", "_resolved")
 
 
 @dataclass
@@ -38,7 +31,7 @@ class Sweep:
     def config_columns(self) -> list[str]:
         """Columns of ``runs`` that hold configuration keys."""
         skip = set(RUN_SCHEMA.names) | set(ENVIRONMENT_COLUMNS)
-        return [c for c in self.runs.columns if c not in skip]
+        return [c for c in self.runs.columns if c not in skip and not c.endswith(DERIVED_SUFFIXES)]
 
     def swept_keys(self) -> list[str]:
         """Configuration keys whose value differs between runs."""
@@ -55,6 +48,8 @@ class Sweep:
 def load_sweep(path: Path | str, metrics: bool = True) -> Sweep:
     """Read every run under ``path`` (any depth), skipping and naming unreadable files."""
     root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no sweep folder at {root}")
     runs, frames, problems = [], [], []
     for run_file in sorted(root.rglob(RUN_FILE), key=_natural_key):
         run_dir = run_file.parent

@@ -11,6 +11,7 @@ import logging
 import sys
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
@@ -52,8 +53,14 @@ def app(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    """Check the whole command line, then hand it to Hydra."""
-    check_command_line(sys.argv[1:])
+    """Check the whole command line, then hand it to Hydra.
+
+    Flushing denormals is a per-thread flag that torch's worker threads copy when they
+    start, so when every job asks the same it is set here, before any parallel op.
+    """
+    configs = check_command_line(sys.argv[1:])
+    if configs and all(cfg.flush_denormal for cfg in configs):
+        torch.set_flush_denormal(True)
     app()
 
 

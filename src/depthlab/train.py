@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib.metadata
 import logging
 import math
 import platform
@@ -27,7 +28,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-import depthlab
 from depthlab.config import DTYPES, Config, resolve_device, resolve_loss, validate
 from depthlab.data import CLASSIFICATION, DataSet, load_data
 from depthlab.losses import LOSSES, accuracy
@@ -37,6 +37,7 @@ from depthlab.seeding import torch_generator
 
 log = logging.getLogger(__name__)
 
+VERSIONED = ("depthlab", "torch", "numpy", "hydra-core", "omegaconf", "pandas", "pyarrow")
 EVAL_CHUNK = 8192  # samples per forward pass when evaluating a whole set
 CHECK_EVERY = 10  # steps between reading the buffered batch losses back from the device
 FLUSH_SECONDS = 10.0  # at most this long between record flushes (at evaluation steps)
@@ -60,9 +61,11 @@ class RunResult:
 def flush_denormal(enabled: bool) -> Iterator[None]:
     """Flush subnormal floats to zero inside the block, and restore the setting after it.
 
-    Denormal arithmetic makes a deep net's CPU step about 4x slower (environment.md). The
-    flag is per thread; torch's worker threads copy it when created, so it acts fully only
-    when set before the process's first parallel op (the first run of a process).
+    Denormal arithmetic made a deep net's CPU step about 4x slower on some processors
+    (environment.md). The flag is per thread and torch's worker threads copy it when they
+    are created, so it acts fully only when set before the process's first parallel op:
+    ``python -m depthlab.run`` sets it for the whole process before any run when every job
+    asks the same, and each run records what was in effect (:func:`denormals_flushed`).
     """
     if not enabled:
         yield
@@ -79,6 +82,17 @@ def flushing_denormals() -> bool:
     """Whether this thread flushes subnormals: 1e-20 * 1e-20 (subnormal in float32) gives 0."""
     tiny = torch.tensor([1e-20], dtype=torch.float32)
     return bool((tiny * tiny).item() == 0.0)
+
+
+def denormals_flushed() -> float:
+    """The fraction of a parallel CPU op's subnormal results flushed to zero, in [0, 1].
+
+    The flag is per thread: 1.0 means every intra-op thread flushes, 0.0 none; values in
+    between mean that only some threads do (the flag was changed after the thread pool
+    started). Recorded with every run as what was in effect, whatever was asked.
+    """
+    tiny = torch.full((1 << 20,), 1e-20, dtype=torch.float32)
+    return float(((tiny * tiny) == 0).float().mean())
 
 
 def build_model(cfg: Config, data: DataSet, device: torch.device, dtype: torch.dtype) -> MLP:
@@ -138,7 +152,9 @@ def evaluate(
 
 
 def record_row(cfg: Config, device: torch.device, run_id: str) -> dict[str, Any]:
-    """The run.parquet row at the start: config columns (as on the command line), environment."""
+    """The run.parquet row at the start: config columns (as on the command line, so
+    ``device`` may say auto), what they resolved to (``device_resolved``,
+    ``loss_resolved``), the denormal mode in effect, and the environment."""
     row: dict[str, Any] = {"run_id": run_id}
     for key, value in asdict(cfg).items():
         if isinstance(value, dict):  # a group: its chosen option, then its fields
@@ -147,21 +163,27 @@ def record_row(cfg: Config, device: torch.device, run_id: str) -> dict[str, Any]
         else:
             row[key] = value
     row.update(
-        loss=resolve_loss(cfg),
-        device=str(device),
+        loss_resolved=resolve_loss(cfg),
+        device_resolved=str(device),
         device_name=(
             torch.cuda.get_device_name(device)
             if device.type == "cuda"
             else platform.processor() or platform.machine()
         ),
+        denormals_flushed=denormals_flushed() if device.type == "cpu" else None,
         threads=torch.get_num_threads(),
         started_at=_now(),
-        depthlab_version=depthlab.__version__,
-        torch_version=torch.__version__,
-        numpy_version=np.__version__,
         python_version=platform.python_version(),
     )
+    row.update({f"{name.split('-')[0]}_version": _version(name) for name in VERSIONED})
     return row
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _now() -> str:
@@ -217,6 +239,7 @@ def _train(
 
     def log_evaluation(step: int) -> bool:
         """Log train and test figures at ``step``; False when a loss is not finite."""
+        model.calibrate_batchnorm_(data.x_train, EVAL_CHUNK)
         train_fig = evaluate(model, data.x_train, data.y_train, loss_name, data.task)
         test_fig = evaluate(model, data.x_test, data.y_test, loss_name, data.task)
         figures = {**train_fig, **{f"test_{k}": v for k, v in test_fig.items()}}
