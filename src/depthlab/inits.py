@@ -85,7 +85,8 @@ class TorchDefault(Init):
     Var(W) = 1/(3 fan_in), i.e. sigma_w^2 = 1/3; Var(b) = 1/(3 fan_in). This is the
     "standard" init U(+-1/sqrt(n)) that Glorot & Bengio (2010) showed failing for deep
     sigmoid and tanh nets. Drawn exactly as nn.Linear.reset_parameters does (same calls,
-    same order), so a given generator state gives nn.Linear's weights bit for bit.
+    same order), so a given generator state gives nn.Linear's weights bit for bit in the
+    same dtype (depthlab draws in float64, then casts to the run's dtype).
     """
 
     name: str = "torch_default"
