@@ -220,9 +220,9 @@ def test_flush_denormal_is_restored_and_what_was_in_effect_recorded(
     assert flushing_denormals() == before
     # in this process the worker threads started earlier: at least this thread flushes
     assert on.row["flush_denormal"] is True and on.row["denormals_flushed"] > 0
-    if not before:
+    if not before:  # this thread does not flush; worker threads born during "on" may
         off = train(dataclasses.replace(tiny, flush_denormal=False), tmp_path / "off")
-        assert off.row["flush_denormal"] is False and off.row["denormals_flushed"] == 0
+        assert off.row["flush_denormal"] is False and off.row["denormals_flushed"] < 1
 
 
 def test_batchnorm_is_evaluated_with_the_training_sets_statistics(

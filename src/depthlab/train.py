@@ -268,10 +268,10 @@ def _train(
         dynamic_ncols=True,
         leave=True,
     )
-    diverged_step = None if log_evaluation(0) else 0
-    recorder.flush()  # the network at initialisation is on disk before the first update
-    step = 0
     with bar:
+        diverged_step = None if log_evaluation(0) else 0
+        recorder.flush()  # the network at initialisation is on disk before the first update
+        step = 0
         while diverged_step is None and step < cfg.steps:
             index = next(batches)
             x, y = (
