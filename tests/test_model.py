@@ -86,27 +86,22 @@ def test_replica_gradients_are_independent() -> None:
         )
 
 
-def test_batchnorm_normalises_each_unit_over_the_batch() -> None:
-    model = make(replicas=2, seeds=(0, 1), norm="batchnorm", activation="linear")
+def normalised(norm: str, batch: int) -> torch.Tensor:
+    """Layer 2's normalisation output (R=2, B=batch, width 8) for shifted, scaled inputs."""
+    model = make(replicas=2, seeds=(0, 1), norm=norm, activation="linear")
     captured = {}
     model.layer(2).norm.register_forward_hook(lambda m, i, o: captured.update(out=o))
-    model(torch.randn(64, 5, dtype=F64) * 3 + 1)
-    normed = captured["out"]  # (R, B, width)
-    torch.testing.assert_close(normed.mean(1), torch.zeros(2, 8, dtype=F64), atol=1e-12, rtol=0)
-    torch.testing.assert_close(
-        normed.var(1, unbiased=False), torch.ones(2, 8, dtype=F64), atol=1e-3, rtol=0
-    )
+    model(torch.randn(batch, 5, dtype=F64) * 3 + 1)
+    return captured["out"]
 
 
-def test_layernorm_normalises_each_sample_over_units() -> None:
-    model = make(replicas=2, seeds=(0, 1), norm="layernorm", activation="linear")
-    captured = {}
-    model.layer(2).norm.register_forward_hook(lambda m, i, o: captured.update(out=o))
-    model(torch.randn(10, 5, dtype=F64) * 3 + 1)
-    normed = captured["out"]  # (R, B, width)
-    zeros, ones = torch.zeros(2, 10, dtype=F64), torch.ones(2, 10, dtype=F64)
-    torch.testing.assert_close(normed.mean(-1), zeros, atol=1e-12, rtol=0)
-    torch.testing.assert_close(normed.var(-1, unbiased=False), ones, atol=1e-4, rtol=0)
+@pytest.mark.parametrize(("norm", "dim"), [("batchnorm", 1), ("layernorm", -1)])
+def test_normalisation_axis(norm: str, dim: int) -> None:
+    """Batchnorm: each unit over the batch (dim 1); layernorm: each sample over units."""
+    out = normalised(norm, batch=64)
+    mean, var = out.mean(dim), out.var(dim, unbiased=False)
+    torch.testing.assert_close(mean, torch.zeros_like(mean), atol=1e-12, rtol=0)
+    torch.testing.assert_close(var, torch.ones_like(var), atol=1e-3, rtol=0)
 
 
 def test_precise_batchnorm_statistics() -> None:
