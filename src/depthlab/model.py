@@ -159,6 +159,7 @@ class MLP(nn.Module):
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, not {norm!r}")
         self.replicas = replicas
+        self.activation, self.output_activation = activation, output_activation
         self.widths = [num_inputs] + [width] * depth + [num_outputs]
         phi = ACTIVATIONS[activation].torch
         phi_out = _identity if output_activation == "none" else ACTIVATIONS[output_activation].torch
