@@ -1,0 +1,53 @@
+"""The probe registry: each probe is one function from a captured pass to per-layer values.
+
+A probe takes a :class:`ProbeInput` and returns ``{metric: values}`` with ``values`` a
+float64 tensor of shape (R, L): one value per replica and layer l = 1..L, NaN where the
+metric does not apply. Values stay on the model's device; the caller reads them back in
+bulk, so probing costs no host synchronisation per layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from depthlab.model import MLP
+from depthlab.probes.capture import LayerTensors
+from depthlab.registry import Registry
+
+
+@dataclass(frozen=True)
+class ProbeInput:
+    """What a probe sees: the model (after backward, before the update) and one pass."""
+
+    model: MLP
+    tensors: LayerTensors
+
+
+ProbeFn = Callable[[ProbeInput], dict[str, torch.Tensor]]
+PROBES: Registry[ProbeFn] = Registry("probe")
+
+PRESETS: dict[str, tuple[str, ...]] = {
+    "minimal": ("delta", "grads"),
+    "default": ("delta", "grads", "preacts", "acts"),
+    "full": ("delta", "grads", "preacts", "acts", "derivative"),
+}
+
+
+def probe_names(spec: str | list[str] | tuple[str, ...]) -> list[str]:
+    """A preset name or a list of probe and preset names, expanded and deduplicated."""
+    names = [spec] if isinstance(spec, str) else list(spec)
+    expanded: list[str] = []
+    for name in names:
+        for probe in PRESETS.get(name, (name,)):
+            PROBES[probe]  # unknown names raise a ConfigError listing the probes
+            if probe not in expanded:
+                expanded.append(probe)
+    return expanded
+
+
+def stack_layers(values: list[torch.Tensor]) -> torch.Tensor:
+    """Per-layer (R,) tensors -> one (R, L) float64 tensor."""
+    return torch.stack([v.to(torch.float64) for v in values], dim=1)

@@ -1,0 +1,162 @@
+"""Probes: equal to the textbook derivation, honest about float limits, and the physics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from depthlab.activations import ACTIVATIONS
+from depthlab.data import CLASSIFICATION
+from depthlab.errors import ConfigError
+from depthlab.inits import INITS, Gaussian, Init
+from depthlab.model import MLP
+from depthlab.probes import PRESETS, PROBES, measure, probe_names
+from depthlab.reference import ReferenceMLP
+
+F64 = torch.float64
+
+
+def network(
+    activation: str,
+    depth: int,
+    init: Init,
+    width: int = 9,
+    inputs: int = 6,
+    outputs: int = 4,
+    dtype: torch.dtype = F64,
+    seed: int = 0,
+) -> MLP:
+    model = MLP(inputs, outputs, depth=depth, width=width, activation=activation)
+    model.initialize_(init, [torch.Generator().manual_seed(seed)])
+    return model.to(dtype)
+
+
+def batch(n: int, d: int, k: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g, dtype=F64), torch.randint(0, k, (n,), generator=g)
+
+
+def per_layer(frame: pd.DataFrame, metric: str) -> np.ndarray:
+    rows = frame[(frame["metric"] == metric) & (frame["seed"] == 0)].sort_values("layer")
+    return rows["value"].to_numpy()
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "gelu", "linear"])
+@pytest.mark.parametrize("depth", [1, 4, 12])
+@pytest.mark.parametrize("loss", ["squared", "cross_entropy"])
+def test_logged_values_equal_the_oracle(activation: str, depth: int, loss: str) -> None:
+    model = network(activation, depth, Gaussian(sigma_w2=1.5, sigma_b2=0.1))
+    x, y = batch(16, 6)
+    frame = measure(model, x, y, loss, CLASSIFICATION, "full")
+    ref = ReferenceMLP.from_model(model).backprop(x.numpy(), y.numpy(), loss, CLASSIFICATION)
+    act = ACTIVATIONS[activation]
+    oracle = {
+        "delta_norm": [np.sqrt((d**2).sum(0).mean()) for d in ref.deltas],
+        "delta_mean_abs": [np.abs(d).mean() for d in ref.deltas],
+        "weight_grad_norm": [np.linalg.norm(g) for g in ref.weight_grads],
+        "bias_grad_norm": [np.linalg.norm(g) for g in ref.bias_grads],
+        "preact_mean": [z.mean() for z in ref.zs],
+        "preact_std": [z.std() for z in ref.zs],
+        "act_mean": [a.mean() for a in ref.activations[1:]],
+        "act_std": [a.std() for a in ref.activations[1:]],
+        "dphi_mean": [act.dphi(z).mean() for z in ref.zs[:-1]] + [1.0],  # linear output
+    }
+    for metric, expected in oracle.items():
+        np.testing.assert_allclose(
+            per_layer(frame, metric), expected, rtol=1e-10, atol=1e-15, err_msg=metric
+        )
+    assert not per_layer(frame, "delta_underflow").any()
+
+
+def test_float32_underflow_is_recorded_as_underflow_never_as_zero() -> None:
+    """Sigmoid at depth 60 with PyTorch's init: true deltas near the input are far below
+    float32's range. float32 records NaN + underflow; float64 measures them."""
+    init = INITS["torch_default"]()
+    x, y = batch(32, 20, k=4)
+    f32 = measure(
+        network("sigmoid", 60, init, width=64, inputs=20, dtype=torch.float32),
+        x.float(),
+        y,
+        "cross_entropy",
+        CLASSIFICATION,
+        "minimal",
+    )
+    f64 = measure(
+        network("sigmoid", 60, init, width=64, inputs=20),
+        x,
+        y,
+        "cross_entropy",
+        CLASSIFICATION,
+        "minimal",
+    )
+    norm32, flag32 = per_layer(f32, "delta_norm"), per_layer(f32, "delta_underflow")
+    norm64 = per_layer(f64, "delta_norm")
+    assert flag32[0] == 1 and np.isnan(norm32[0]) and not (norm32 == 0).any()
+    assert np.all(np.isnan(norm32) == (flag32 == 1))
+    assert np.all(np.isfinite(norm64)) and norm64.min() > 0 and norm64[0] < 1e-45
+    measured = ~np.isnan(norm32)
+    np.testing.assert_allclose(norm32[measured][-10:], norm64[measured][-10:], rtol=1e-4)
+
+
+def test_orthogonal_linear_network_preserves_delta_exactly() -> None:
+    """Square orthogonal weights and phi = identity: delta^l = W^T delta^{l+1} keeps every
+    per-sample norm, so ||delta^l|| is the same in every hidden layer."""
+    model = network("linear", 20, INITS["orthogonal"](), width=32, inputs=32)
+    x, y = batch(8, 32)
+    norms = per_layer(
+        measure(model, x, y, "cross_entropy", CLASSIFICATION, "minimal"), "delta_norm"
+    )
+    np.testing.assert_allclose(norms[:-1], norms[-2], rtol=1e-12)
+
+
+@pytest.mark.parametrize(("init", "chi"), [("kaiming_normal", 1.0), ("xavier_normal", 0.5)])
+def test_relu_gradient_ratio_is_mean_field_chi(init: str, chi: float) -> None:
+    """ReLU, width 512, depth 30: ||delta^l||^2 / ||delta^{l+1}||^2 = sigma_w^2 / 2."""
+    model = network("relu", 30, INITS[init](), width=512, inputs=512, outputs=10)
+    x, y = batch(64, 512, k=10)
+    norms = per_layer(
+        measure(model, x, y, "cross_entropy", CLASSIFICATION, "minimal"), "delta_norm"
+    )
+    ratios = norms[1:29] ** 2 / norms[2:30] ** 2  # hidden layers, away from both ends
+    assert np.median(ratios) == pytest.approx(chi, rel=0.1)
+
+
+def test_sigmoid_with_torch_default_decays_geometrically() -> None:
+    model = network("sigmoid", 30, INITS["torch_default"](), width=256, inputs=20)
+    x, y = batch(64, 20)
+    norms = per_layer(
+        measure(model, x, y, "cross_entropy", CLASSIFICATION, "minimal"), "delta_norm"
+    )[:-1]
+    log_norm, layers = np.log(norms), np.arange(1, 31)
+    slope, intercept = np.polyfit(layers, log_norm, 1)
+    assert slope > np.log(2)
+    assert np.abs(log_norm - (slope * layers + intercept)).max() < 0.1 * slope * 30
+
+
+def test_replicas_are_measured_separately() -> None:
+    model = MLP(6, 4, depth=3, width=9, activation="tanh", replicas=2)
+    model.initialize_(Gaussian(), [torch.Generator().manual_seed(s) for s in (3, 4)])
+    model = model.double()
+    x, y = batch(10, 6)
+    both = measure(model, x, y, "squared", CLASSIFICATION, "full")
+    alone = measure(network("tanh", 3, Gaussian(), seed=4), x, y, "squared", CLASSIFICATION, "full")
+    second = both[both["seed"] == 1].reset_index(drop=True)
+    np.testing.assert_allclose(second["value"], alone["value"], rtol=1e-12)
+
+
+def test_measuring_leaves_the_weights_alone() -> None:
+    model = network("tanh", 3, Gaussian())
+    before = [p.detach().clone() for p in model.parameters()]
+    measure(model, *batch(10, 6), "squared", CLASSIFICATION, "full")
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_presets_and_names() -> None:
+    for preset, names in PRESETS.items():
+        assert probe_names(preset) == list(names)
+        assert all(name in PROBES for name in names)
+    assert probe_names(["minimal", "acts", "delta"]) == ["delta", "grads", "acts"]
+    with pytest.raises(ConfigError):
+        probe_names(["delta", "nope"])
