@@ -33,7 +33,11 @@ def test_steps_zero_measures_the_network_at_init_only(tiny: Config, tmp_path: Pa
     result = train(dataclasses.replace(tiny, steps=0), tmp_path)
     df = read_metrics(tmp_path)
     assert set(df["step"]) == {0}
-    assert set(df["metric"]) == {"loss", "accuracy", "test_loss", "test_accuracy"}
+    network = df[df["layer"] == NETWORK_LAYER]
+    assert set(network["metric"]) == {"loss", "accuracy", "test_loss", "test_accuracy"}
+    per_layer = df[df["layer"] > NETWORK_LAYER]
+    assert set(per_layer["layer"]) == {1, 2, 3}  # depth 2: L = 3
+    assert {"delta_norm", "weight_grad_norm", "preact_std", "act_mean"} <= set(per_layer["metric"])
     assert result.status == "ok" and result.row["steps_done"] == 0
     assert result.row["final_loss"] == curve(tmp_path, "loss")[0]
 
@@ -271,3 +275,30 @@ def test_vanishing_gradients_in_miniature(tiny: Config, tmp_path: Path) -> None:
     assert moved["loss12"] > 0.9  # the deep one hardly does
     assert moved[12][0] < 1e-6 * moved[12][-1]  # layer 1 frozen relative to layer L
     assert moved[2][0] > 0.1 * moved[2][-1]
+
+
+def test_probes_do_not_change_training(tiny: Config, tmp_path: Path) -> None:
+    """Same config with no probes and with every probe at every step: identical weights."""
+    from depthlab.probes.schedule import FullProbes, NoProbes
+
+    runs = [
+        train(dataclasses.replace(tiny, probes=probes, steps=15), tmp_path / probes.name)
+        for probes in (NoProbes(), FullProbes(every=1))
+    ]
+    for a, b in zip(runs[0].model.parameters(), runs[1].model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert "delta_norm" not in set(read_metrics(tmp_path / "none")["metric"])
+
+
+def test_probe_schedule(tiny: Config, tmp_path: Path) -> None:
+    from depthlab.probes.schedule import MinimalProbes
+
+    probes = MinimalProbes(every=5, log_points=4)
+    assert probes.steps(12) == {0, 1, 2, 5, 10, 12}  # every 5, last, geomspace(1, 12, 4)
+    result = train(dataclasses.replace(tiny, probes=probes, steps=12), tmp_path)
+    df = read_metrics(tmp_path)
+    delta = df[df["metric"] == "delta_norm"]
+    assert set(delta["step"]) == {0, 1, 2, 5, 10, 12}
+    assert set(delta["layer"]) == {1, 2, 3}
+    first = delta[delta["step"] == 0].set_index("layer")["value"]
+    assert result.row["delta_ratio_initial"] == pytest.approx(first[1] / first[3])

@@ -25,8 +25,9 @@ from depthlab.inits import INITS, TorchDefault
 from depthlab.losses import LOSSES
 from depthlab.model import NORMS
 from depthlab.optimizers import OPTIMIZERS, SGD
+from depthlab.probes.schedule import SCHEDULES, DefaultProbes
 
-GROUPS = {"init": INITS, "data": DATASETS, "optimizer": OPTIMIZERS}
+GROUPS = {"init": INITS, "data": DATASETS, "optimizer": OPTIMIZERS, "probes": SCHEDULES}
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MAX_DEPTH = 1000
@@ -57,6 +58,7 @@ class Config:
     seed: int = 0  # the network's draw and the batch order (data have their own seed)
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda
     dtype: str = "float32"  # float32 | float64
+    probes: Any = field(default_factory=DefaultProbes)  # group: none|minimal|default|full
     flush_denormal: bool = True  # flush subnormal floats to zero on CPU (about 4x faster)
 
 

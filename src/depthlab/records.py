@@ -62,6 +62,8 @@ RUN_SCHEMA = pa.schema(
         ("final_accuracy", pa.float64()),
         ("final_test_loss", pa.float64()),
         ("final_test_accuracy", pa.float64()),
+        ("delta_ratio_initial", pa.float64()),
+        ("delta_ratio_final", pa.float64()),
         ("wall_time_s", pa.float64()),
         ("started_at", pa.string()),
         ("finished_at", pa.string()),

@@ -18,6 +18,8 @@ FIGURE_COLUMNS = {
     "final_accuracy": "acc",
     "final_test_loss": "test_loss",
     "final_test_accuracy": "test_acc",
+    "delta_ratio_initial": "d1/dL@0",
+    "delta_ratio_final": "d1/dL@end",
     "wall_time_s": "time_s",
 }
 

@@ -32,6 +32,7 @@ from depthlab.config import DTYPES, Config, resolve_device, resolve_loss, valida
 from depthlab.data import CLASSIFICATION, DataSet, load_data
 from depthlab.losses import LOSSES, accuracy
 from depthlab.model import MLP
+from depthlab.probes import Capture, compute, probe_names
 from depthlab.records import NETWORK_LAYER, RunRecorder
 from depthlab.seeding import torch_generator
 
@@ -236,6 +237,33 @@ def _train(
     )
     final: dict[str, float] = {}
     pending: list[torch.Tensor] = []  # batch losses not yet read back from the device
+    probe_steps = cfg.probes.steps(cfg.steps)
+    probes = probe_names(cfg.probes.names) if probe_steps else []
+    probed: list[tuple[int, dict[str, torch.Tensor]]] = []  # probe values not yet logged
+    layers = np.arange(1, model.num_layers + 1)
+
+    def backward(x: torch.Tensor, y: torch.Tensor, probe: bool) -> torch.Tensor:
+        """Forward and backward on one batch (probing when asked); the per-replica losses."""
+        with Capture(model) if probe else contextlib.nullcontext() as capture:
+            losses = loss_fn(model(x), y, data.task)
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()
+        if probe:
+            probed.append((step, compute(model, capture.tensors, probes)))
+        return losses
+
+    def log_probes() -> None:
+        """Read the pending probe values back (one copy per probed step) and log them."""
+        for at, values in probed:
+            table = torch.stack(list(values.values()))[:, 0].cpu().numpy()  # replica 0
+            for metric, row in zip(values, table, strict=True):
+                recorder.log(at, layers, metric, row)
+            if "delta_norm" in values:
+                norms = values["delta_norm"][0]
+                ratio = float(norms[0] / norms[-1])
+                final.setdefault("delta_ratio_initial", ratio)  # the first probed step: 0
+                final["delta_ratio_final"] = ratio
+        probed.clear()
 
     def log_evaluation(step: int) -> bool:
         """Log train and test figures at ``step``; False when a loss is not finite."""
@@ -245,7 +273,6 @@ def _train(
         figures = {**train_fig, **{f"test_{k}": v for k, v in test_fig.items()}}
         for metric, value in figures.items():
             recorder.log(step, NETWORK_LAYER, metric, value)
-        final.clear()
         final.update({f"final_{k}": v for k, v in figures.items()})
         bar.set_postfix(loss=f"{figures['loss']:.4g}", refresh=False)
         return all(math.isfinite(v) for v in figures.values())
@@ -279,9 +306,7 @@ def _train(
                 if index is None
                 else (data.x_train[index], data.y_train[index])
             )
-            losses = loss_fn(model(x), y, data.task)
-            optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
+            losses = backward(x, y, probe=step in probe_steps)
             optimizer.step()
             pending.append(losses.detach())
             step += 1
@@ -289,11 +314,22 @@ def _train(
             evaluation_due = step % cfg.eval_every == 0 or step == cfg.steps
             if evaluation_due or step % CHECK_EVERY == 0:
                 diverged_step = read_batch_losses(step)
+                log_probes()
             if diverged_step is not None:
                 log_evaluation(step)  # the final figures describe the diverged network
             elif evaluation_due and not log_evaluation(step):
                 diverged_step = step
             if evaluation_due and recorder.seconds_since_flush() > FLUSH_SECONDS:
                 recorder.flush()
+        if step in probe_steps and diverged_step is None:
+            index = next(batches)  # probe the final network on one more batch, no update
+            x, y = (
+                (data.x_train, data.y_train)
+                if index is None
+                else (data.x_train[index], data.y_train[index])
+            )
+            backward(x, y, probe=True)
+            optimizer.zero_grad(set_to_none=True)
+        log_probes()
     status = "ok" if diverged_step is None else "diverged"
     return model, {"status": status, "steps_done": step, "diverged_step": diverged_step, **final}
