@@ -36,10 +36,10 @@ def delta(p: ProbeInput) -> dict[str, torch.Tensor]:
     t = p.tensors
     batch = t.batch_size
     sq_norms, mean_abs = [], []
-    for grad in t.grads:
-        per_sample = grad.detach().to(F64) * batch  # (R, B, n): delta_i
-        sq_norms.append(per_sample.pow(2).sum(-1).mean(-1))
-        mean_abs.append(per_sample.abs().mean(dim=(1, 2)))
+    for grad in t.grads:  # (R, B, n) = delta_i / B; norms accumulate in float64
+        per_sample = torch.linalg.vector_norm(grad.detach(), dim=-1, dtype=F64) * batch
+        sq_norms.append(per_sample.pow(2).mean(-1))
+        mean_abs.append(grad.detach().abs().sum(dim=(1, 2), dtype=F64) / grad[0].numel() * batch)
     sq = stack_layers(sq_norms)  # (R, L)
     # exactly zero at l although some layer above is not: the true value underflowed
     nonzero = (sq > 0).int()
@@ -72,10 +72,17 @@ def grads(p: ProbeInput) -> dict[str, torch.Tensor]:
 
 
 def _mean_std(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    flat = [_flat(t) for t in tensors]
-    means = stack_layers([f.mean(1) for f in flat])
-    stds = stack_layers([f.std(1, correction=0) for f in flat])
-    return means, stds
+    """Mean and population std over batch and units, from the first two moments
+    accumulated in float64 (two reductions a layer, no float64 copy)."""
+    means, stds = [], []
+    for t in tensors:
+        t = t.detach()
+        n = t[0].numel()
+        mean = t.sum(dim=(1, 2), dtype=F64) / n
+        second = torch.linalg.vector_norm(t, dim=(1, 2), dtype=F64).pow(2) / n
+        means.append(mean)
+        stds.append((second - mean.pow(2)).clamp_min(0).sqrt())
+    return stack_layers(means), stack_layers(stds)
 
 
 @PROBES.register("preacts")

@@ -23,7 +23,7 @@ class ProbeSchedule:
 
     name: str = "probes"
     names: list[str] = field(default_factory=list)
-    every: int = 10
+    every: int = 50  # probed steps cost several plain steps at depth 100 (see README)
     log_points: int = 0
 
     def steps(self, total: int) -> set[int]:

@@ -1,0 +1,87 @@
+"""Cost of per-layer probes: the plain SGD step against the same step with probes.
+
+Depth 100, width 128, batch 128 on the CPU by default. Variants run interleaved in one
+process on the same model and batch (A, B, C, A, B, C, ...), each repeat timing ``--steps``
+steps; the script prints the median step time of each and the median of the per-repeat
+ratios to the plain step. "every 10th" probes one step in ten, as the default schedule does.
+
+    python benchmarks/probe_overhead.py [--probes default] [--repeats 15] [--depth 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from depthlab.config import Config
+from depthlab.data import load_data
+from depthlab.losses import LOSSES
+from depthlab.probes import Capture, compute, probe_names
+from depthlab.train import build_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--probes", default="default")
+    parser.add_argument("--depth", type=int, default=100)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    torch.set_flush_denormal(True)
+    cfg = Config(depth=args.depth, width=args.width, activation="tanh")
+    cpu = torch.device("cpu")
+    data = load_data(cfg.data, cpu, torch.float32)
+    model = build_model(cfg, data, cpu, torch.float32)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-6)
+    x, y = data.x_train[: args.batch], data.y_train[: args.batch]
+    names = probe_names(args.probes)
+    kept: list = []
+
+    def step(probe: bool) -> None:
+        if probe:
+            with Capture(model) as capture:
+                loss = LOSSES["cross_entropy"](model(x), y, data.task).sum()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            kept.append(compute(model, capture.tensors, names))  # stays on the device
+        else:
+            loss = LOSSES["cross_entropy"](model(x), y, data.task).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        optimizer.step()
+
+    variants = {
+        "plain": lambda i: False,
+        "every step": lambda i: True,
+        "every 10th": lambda i: i % 10 == 0,
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(3):  # warm up
+        step(True)
+        step(False)
+    for _ in range(args.repeats):
+        for name, when in variants.items():
+            start = time.perf_counter()
+            for i in range(args.steps):
+                step(when(i))
+            times[name].append((time.perf_counter() - start) / args.steps)
+            kept.clear()
+    print(
+        f"probes={args.probes} ({', '.join(names)}), depth {args.depth}, width {args.width}, "
+        f"batch {args.batch}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
+    for name, values in times.items():
+        ratios = [v / p for v, p in zip(values, times["plain"], strict=True)]
+        print(
+            f"{name:>11}: {statistics.median(values) * 1e3:6.2f} ms/step, "
+            f"ratio {statistics.median(ratios):.3f} (range {min(ratios):.2f}-{max(ratios):.2f})"
+        )
+
+
+if __name__ == "__main__":
+    main()
