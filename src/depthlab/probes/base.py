@@ -46,8 +46,3 @@ def probe_names(spec: str | list[str] | tuple[str, ...]) -> list[str]:
             if probe not in expanded:
                 expanded.append(probe)
     return expanded
-
-
-def stack_layers(values: list[torch.Tensor]) -> torch.Tensor:
-    """Per-layer (R,) tensors -> one (R, L) float64 tensor."""
-    return torch.stack([v.to(torch.float64) for v in values], dim=1)

@@ -1,9 +1,9 @@
-"""Capturing what one forward and backward pass exposes at every layer, with hooks.
+"""Capturing what one forward and backward pass exposes at every layer.
 
-Forward hooks on each layer's modules read a^{l-1} and a^l (the layer), z^l (its affine
-map) and u^l = N(z^l), the input of phi (its normalisation, an identity without one). A
-tensor hook on z^l reads dJ/dz^l during the backward pass; tensor hooks survive in-place
-operations later in the graph. Nothing is copied and nothing changes the computation.
+Each layer's ``tap`` (see :class:`depthlab.model.Layer`) hands over a^{l-1}, z^l,
+u^l = N(z^l) (the input of phi; z^l without normalisation), h^l = phi(u^l) and a^l; a
+tensor hook on z^l reads dJ/dz^l during the backward pass (tensor hooks survive in-place
+operations later in the graph). Nothing is copied and nothing changes the computation.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class LayerTensors:
     inputs: list[torch.Tensor] = field(default_factory=list)
     preacts: list[torch.Tensor] = field(default_factory=list)
     normed: list[torch.Tensor] = field(default_factory=list)
+    branches: list[torch.Tensor] = field(default_factory=list)
     outputs: list[torch.Tensor] = field(default_factory=list)
     grads: list[torch.Tensor | None] = field(default_factory=list)
 
@@ -41,53 +42,38 @@ class Capture:
     def __init__(self, model: MLP) -> None:
         self.model = model
         self.tensors = LayerTensors()
-        self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def __enter__(self) -> Capture:
-        for index in range(self.model.num_layers):
-            layer = self.model.layer(index + 1)
-            self._handles += [
-                layer.register_forward_hook(self._layer_hook(index)),
-                layer.linear.register_forward_hook(self._preact_hook(index)),
-                layer.norm.register_forward_hook(self._normed_hook(index)),
-            ]
+        for layer in self.model.layers:
+            layer.tap = self._record
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        for layer in self.model.layers:
+            layer.tap = None
 
-    def _slot(self, index: int) -> None:
+    def _record(
+        self,
+        l: int,
+        a_in: torch.Tensor,
+        z: torch.Tensor,
+        u: torch.Tensor,
+        h: torch.Tensor,
+        a_out: torch.Tensor,
+    ) -> None:
+        if l == 1:  # a new pass
+            self.tensors = LayerTensors()
         t = self.tensors
-        if index == 0:  # a new pass starts at layer 1
-            self.tensors = t = LayerTensors()
-        for name in ("inputs", "preacts", "normed", "outputs", "grads"):
-            getattr(t, name).append(None)
+        t.inputs.append(a_in)
+        t.preacts.append(z)
+        t.normed.append(u)
+        t.branches.append(h)
+        t.outputs.append(a_out)
+        t.grads.append(None)
+        if z.requires_grad:
+            index = l - 1
 
-    def _preact_hook(self, index: int):
-        def hook(module, inputs, z):
-            self._slot(index)
-            self.tensors.preacts[index] = z
-            if z.requires_grad:
-                tensors = self.tensors
+            def keep_grad(grad: torch.Tensor) -> None:
+                t.grads[index] = grad
 
-                def keep_grad(grad: torch.Tensor) -> None:
-                    tensors.grads[index] = grad
-
-                z.register_hook(keep_grad)
-
-        return hook
-
-    def _normed_hook(self, index: int):
-        def hook(module, inputs, u):
-            self.tensors.normed[index] = u
-
-        return hook
-
-    def _layer_hook(self, index: int):
-        def hook(module, inputs, a):
-            self.tensors.inputs[index] = inputs[0]
-            self.tensors.outputs[index] = a
-
-        return hook
+            z.register_hook(keep_grad)

@@ -18,29 +18,51 @@ Reductions (each value is per replica r and layer l):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
-from depthlab.probes.base import PROBES, ProbeInput, stack_layers
+from depthlab.probes.base import PROBES, ProbeInput
 
 F64 = torch.float64
 
 
-def _flat(t: torch.Tensor) -> torch.Tensor:
-    """(R, B, n) -> (R, B n) in float64."""
-    return t.detach().reshape(t.shape[0], -1).to(F64)
+def by_layer(
+    tensors: list[torch.Tensor], reduce: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """Per-layer reductions in a few batched ops: runs of consecutive layers of the same
+    shape (all hidden layers) are stacked to (K, R, ...) and ``reduce`` maps that to (K, R);
+    returns (R, L) in float64. Hundreds of small per-layer ops would cost more than the step.
+    """
+    blocks, start = [], 0
+    while start < len(tensors):
+        end = start + 1
+        while end < len(tensors) and tensors[end].shape == tensors[start].shape:
+            end += 1
+        run = [t.detach() for t in tensors[start:end]]
+        blocks.append(reduce(torch.stack(run) if len(run) > 1 else run[0].unsqueeze(0)))
+        start = end
+    return torch.cat(blocks).T.to(F64)
+
+
+def _sum(t: torch.Tensor) -> torch.Tensor:
+    """(K, R, B, n) -> (K, R): sum over batch and units, accumulated in float64."""
+    return t.sum(dim=(2, 3), dtype=F64)
+
+
+def _sumsq(t: torch.Tensor) -> torch.Tensor:
+    """(K, R, ...) -> (K, R): sum of squares over the rest, accumulated in float64."""
+    return torch.linalg.vector_norm(t.flatten(2), dim=2, dtype=F64).pow(2)
 
 
 @PROBES.register("delta")
 def delta(p: ProbeInput) -> dict[str, torch.Tensor]:
     """delta_norm, delta_mean_abs and delta_underflow of every layer (see module docstring)."""
     t = p.tensors
-    batch = t.batch_size
-    sq_norms, mean_abs = [], []
-    for grad in t.grads:  # (R, B, n) = delta_i / B; norms accumulate in float64
-        per_sample = torch.linalg.vector_norm(grad.detach(), dim=-1, dtype=F64) * batch
-        sq_norms.append(per_sample.pow(2).mean(-1))
-        mean_abs.append(grad.detach().abs().sum(dim=(1, 2), dtype=F64) / grad[0].numel() * batch)
-    sq = stack_layers(sq_norms)  # (R, L)
+    b = t.batch_size
+    # grads are delta_i / B: scale the reductions, not the tensors
+    sq = by_layer(t.grads, _sumsq) * b  # sum_i ||B g_i||^2 / B = B sum_i ||g_i||^2
+    mean_abs = by_layer(t.grads, lambda g: g.abs().sum(dim=(2, 3), dtype=F64) / g.shape[3])
     # exactly zero at l although some layer above is not: the true value underflowed
     nonzero = (sq > 0).int()
     above = nonzero.flip(1).cumsum(1).flip(1) - nonzero  # non-zero layers strictly above l
@@ -48,7 +70,7 @@ def delta(p: ProbeInput) -> dict[str, torch.Tensor]:
     nan = torch.full_like(sq, float("nan"))
     return {
         "delta_norm": torch.where(underflow, nan, sq.sqrt()),
-        "delta_mean_abs": torch.where(underflow, nan, stack_layers(mean_abs)),
+        "delta_mean_abs": torch.where(underflow, nan, mean_abs),
         "delta_underflow": underflow.to(F64),
     }
 
@@ -57,32 +79,20 @@ def delta(p: ProbeInput) -> dict[str, torch.Tensor]:
 def grads(p: ProbeInput) -> dict[str, torch.Tensor]:
     """weight_grad_norm, bias_grad_norm and weight_norm of every layer."""
     layers = [p.model.layer(l).linear for l in range(1, p.model.num_layers + 1)]
-    weights = [layer.weight.detach() for layer in layers]
-
-    def norms(tensors: list[torch.Tensor]) -> torch.Tensor:
-        return stack_layers(
-            [torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1, dtype=F64) for t in tensors]
-        )
-
     return {
-        "weight_grad_norm": norms([layer.weight.grad for layer in layers]),
-        "bias_grad_norm": norms([layer.bias.grad for layer in layers]),
-        "weight_norm": norms(weights),
+        "weight_grad_norm": by_layer([x.weight.grad for x in layers], _sumsq).sqrt(),
+        "bias_grad_norm": by_layer([x.bias.grad for x in layers], _sumsq).sqrt(),
+        "weight_norm": by_layer([x.weight for x in layers], _sumsq).sqrt(),
     }
 
 
 def _mean_std(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and population std over batch and units, from the first two moments
-    accumulated in float64 (two reductions a layer, no float64 copy)."""
-    means, stds = [], []
-    for t in tensors:
-        t = t.detach()
-        n = t[0].numel()
-        mean = t.sum(dim=(1, 2), dtype=F64) / n
-        second = torch.linalg.vector_norm(t, dim=(1, 2), dtype=F64).pow(2) / n
-        means.append(mean)
-        stds.append((second - mean.pow(2)).clamp_min(0).sqrt())
-    return stack_layers(means), stack_layers(stds)
+    accumulated in float64."""
+    n = torch.tensor([t[0].numel() for t in tensors], dtype=F64, device=tensors[0].device)
+    mean = by_layer(tensors, _sum) / n
+    second = by_layer(tensors, _sumsq) / n
+    return mean, (second - mean.pow(2)).clamp_min(0).sqrt()
 
 
 @PROBES.register("preacts")
@@ -108,5 +118,6 @@ def derivative(p: ProbeInput) -> dict[str, torch.Tensor]:
         with torch.enable_grad():
             h = p.model.layer(l).activation(x)
             (dphi,) = torch.autograd.grad(h, x, torch.ones_like(h))
-        values.append(_flat(dphi).mean(1))
-    return {"dphi_mean": stack_layers(values)}
+        values.append(dphi)
+    n = torch.tensor([v[0].numel() for v in values], dtype=F64, device=values[0].device)
+    return {"dphi_mean": by_layer(values, _sum) / n}
