@@ -160,3 +160,63 @@ def test_presets_and_names() -> None:
     assert probe_names(["minimal", "acts", "delta"]) == ["delta", "grads", "acts"]
     with pytest.raises(ConfigError):
         probe_names(["delta", "nope"])
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_unit_probes_equal_their_definitions(activation: str) -> None:
+    """saturation, dead_frac and dphi_mean against NumPy on the oracle's forward pass."""
+    model = network(activation, 5, Gaussian(sigma_w2=6.0, sigma_b2=0.5), width=16)
+    x, y = batch(24, 6)
+    frame = measure(model, x, y, "squared", CLASSIFICATION, ["units"])
+    ref = ReferenceMLP.from_model(model).backprop(x.numpy(), y.numpy(), "squared", CLASSIFICATION)
+    act = ACTIVATIONS[activation]
+    hidden_z, hidden_a = ref.zs[:-1], ref.activations[1:-1]
+    dead = [np.mean(np.all(act.dphi(z) == 0, axis=1)) for z in hidden_z]
+    np.testing.assert_array_equal(per_layer(frame, "dead_frac")[:-1], dead)
+    saturation = per_layer(frame, "saturation")
+    if activation == "relu":
+        assert np.isnan(saturation).all()
+    else:
+        center, width = {"sigmoid": (0.5, 0.47), "tanh": (0.0, 0.97)}[activation]
+        expected = [np.mean(np.abs(a - center) > width) for a in hidden_a]
+        np.testing.assert_allclose(saturation[:-1], expected, rtol=1e-12)
+        assert 0 < max(expected) < 1  # the test sees both kinds of units
+    assert np.isnan(saturation[-1])  # a linear output layer has no saturation rule
+
+
+def test_dead_relu_layer_and_saturated_sigmoids() -> None:
+    x, y = batch(32, 6)
+    relu = network("relu", 3, INITS["kaiming_normal"](), width=64)
+    with torch.no_grad():
+        relu.layer(1).linear.bias.fill_(-100.0)  # no input can make layer 1 fire
+    dead = per_layer(measure(relu, x, y, "squared", CLASSIFICATION, ["units"]), "dead_frac")
+    assert dead[0] == 1.0
+    healthy = network("relu", 3, INITS["kaiming_normal"](), width=64)
+    assert (
+        per_layer(measure(healthy, x, y, "squared", CLASSIFICATION, ["units"]), "dead_frac")[0]
+        == 0.0
+    )
+    hot = network("sigmoid", 4, Gaussian(sigma_w2=400.0), width=64)
+    cold = network("sigmoid", 4, Gaussian(sigma_w2=0.01), width=64)
+    hot_sat = per_layer(measure(hot, x, y, "squared", CLASSIFICATION, ["units"]), "saturation")
+    cold_sat = per_layer(measure(cold, x, y, "squared", CLASSIFICATION, ["units"]), "saturation")
+    assert hot_sat[1:4].min() > 0.7 and cold_sat[:4].max() == 0.0
+
+
+def test_branch_ratio_is_branch_over_skip() -> None:
+    model = MLP(6, 4, depth=4, width=9, activation="tanh", residual=True, branch_scale=0.3)
+    model.initialize_(Gaussian(sigma_w2=2.0), [torch.Generator().manual_seed(0)])
+    model = model.double()
+    x, y = batch(12, 6)
+    ratios = per_layer(
+        measure(model, x, y, "squared", CLASSIFICATION, ["residual"]), "branch_ratio"
+    )
+    a, expected = x.unsqueeze(0), []
+    with torch.no_grad():
+        for l in range(1, 5):
+            layer = model.layer(l)
+            h = torch.tanh(layer.linear(a))
+            expected.append(float((0.3 * h).norm() / a.norm()) if layer.skip else np.nan)
+            a = a + 0.3 * h if layer.skip else h
+    np.testing.assert_allclose(ratios[:4], expected, rtol=1e-12)
+    assert np.isnan(ratios[0]) and np.isnan(ratios[4])  # layer 1 and the output: no skip

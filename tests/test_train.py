@@ -302,3 +302,20 @@ def test_probe_schedule(tiny: Config, tmp_path: Path) -> None:
     assert set(delta["layer"]) == {1, 2, 3}
     first = delta[delta["step"] == 0].set_index("layer")["value"]
     assert result.row["delta_ratio_initial"] == pytest.approx(first[1] / first[3])
+
+
+def test_update_ratio_of_sgd_is_lr_times_gradient_over_weight(tiny: Config, tmp_path: Path) -> None:
+    """For plain SGD, ||W_after - W_before|| = lr ||dJ/dW||, so the logged update_ratio must
+    equal lr * weight_grad_norm / weight_norm at every probed step (all before the update)."""
+    from depthlab.probes.schedule import FullProbes
+
+    cfg = dataclasses.replace(tiny, probes=FullProbes(every=3), steps=10, lr=0.2, dtype="float64")
+    train(cfg, tmp_path)
+    df = read_metrics(tmp_path)
+    wide = df[df["layer"] > 0].pivot_table(
+        index=["step", "layer"], columns="metric", values="value"
+    )
+    updated = wide.dropna(subset=["update_ratio"])
+    assert sorted(set(updated.index.get_level_values("step"))) == [0, 3, 6, 9]  # not 10
+    expected = 0.2 * updated["weight_grad_norm"] / updated["weight_norm"]
+    np.testing.assert_allclose(updated["update_ratio"], expected, rtol=1e-9)

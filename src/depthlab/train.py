@@ -32,7 +32,7 @@ from depthlab.config import DTYPES, Config, resolve_device, resolve_loss, valida
 from depthlab.data import CLASSIFICATION, DataSet, load_data
 from depthlab.losses import LOSSES, accuracy
 from depthlab.model import MLP
-from depthlab.probes import Capture, compute, probe_names
+from depthlab.probes import UPDATES, Capture, compute, probe_names, update_ratio
 from depthlab.records import NETWORK_LAYER, RunRecorder
 from depthlab.seeding import torch_generator
 
@@ -252,6 +252,9 @@ def _train(
             probed.append((step, compute(model, capture.tensors, probes)))
         return losses
 
+    def weights() -> list[torch.Tensor]:
+        return [model.layer(l).linear.weight.detach().clone() for l in layers]
+
     def log_probes() -> None:
         """Read the pending probe values back (one copy per probed step) and log them."""
         for at, values in probed:
@@ -306,8 +309,12 @@ def _train(
                 if index is None
                 else (data.x_train[index], data.y_train[index])
             )
-            losses = backward(x, y, probe=step in probe_steps)
+            probing = step in probe_steps
+            losses = backward(x, y, probe=probing)
+            before = weights() if probing and UPDATES in probes else None
             optimizer.step()
+            if before is not None:
+                probed[-1][1].update(update_ratio(model, before))
             pending.append(losses.detach())
             step += 1
             bar.update()

@@ -8,20 +8,22 @@ import torch
 
 from depthlab.losses import LOSSES
 from depthlab.model import MLP
-from depthlab.probes import layer_stats  # noqa: F401  (registers the probes)
-from depthlab.probes.base import PRESETS, PROBES, ProbeInput, probe_names
+from depthlab.probes.base import PRESETS, PROBES, UPDATES, ProbeInput, probe_names
 from depthlab.probes.capture import Capture, LayerTensors
+from depthlab.probes.layer_stats import update_ratio  # importing registers the probes
 from depthlab.records import METRICS_SCHEMA
 
 __all__ = [
     "PRESETS",
     "PROBES",
+    "UPDATES",
     "Capture",
     "LayerTensors",
     "ProbeInput",
     "compute",
     "measure",
     "probe_names",
+    "update_ratio",
 ]
 
 

@@ -29,11 +29,19 @@ class ProbeInput:
 ProbeFn = Callable[[ProbeInput], dict[str, torch.Tensor]]
 PROBES: Registry[ProbeFn] = Registry("probe")
 
+# "updates" (update_ratio) is measured by the training loop around the optimiser step.
+UPDATES = "updates"
 PRESETS: dict[str, tuple[str, ...]] = {
     "minimal": ("delta", "grads"),
     "default": ("delta", "grads", "preacts", "acts"),
-    "full": ("delta", "grads", "preacts", "acts", "derivative"),
+    "full": ("delta", "grads", "preacts", "acts", "units", "residual", UPDATES),
 }
+
+
+@PROBES.register(UPDATES)
+def _updates(p: ProbeInput) -> dict[str, torch.Tensor]:
+    """update_ratio needs the step itself: the training loop measures it (see layer_stats)."""
+    return {}
 
 
 def probe_names(spec: str | list[str] | tuple[str, ...]) -> list[str]:

@@ -12,8 +12,8 @@ Reductions (each value is per replica r and layer l):
   batch-mean loss (the gradient the optimiser uses); ``weight_norm``: ||W^l||_F.
 - ``preact_mean``, ``preact_std``: mean and (population) std of z^l over batch and units;
   ``act_mean``, ``act_std``: the same for the layer output a^l.
-- ``dphi_mean``: mean over batch and units of phi'(u^l) at phi's input u^l (= z^l without
-  normalisation); phi' comes from autograd through the model's own phi.
+- ``dphi_mean``, ``saturation``, ``dead_frac``: see :func:`units`; ``branch_ratio``: see
+  :func:`residual`; ``update_ratio``: see :func:`update_ratio` (needs a training step).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import torch
 
+from depthlab.model import MLP
 from depthlab.probes.base import PROBES, ProbeInput
 
 F64 = torch.float64
@@ -109,15 +110,61 @@ def acts(p: ProbeInput) -> dict[str, torch.Tensor]:
     return {"act_mean": mean, "act_std": std}
 
 
-@PROBES.register("derivative")
-def derivative(p: ProbeInput) -> dict[str, torch.Tensor]:
-    """dphi_mean: mean of phi'(u^l), by autograd through each layer's own phi."""
-    values = []
-    for l, u in enumerate(p.tensors.normed, start=1):
+# A unit saturates where its output is within 3% of the ends of phi's range (Glorot &
+# Bengio 2010 watched sigmoid units pinned near 0 or 1): |phi(u) - center| > half_width.
+SATURATION = {"sigmoid": (0.5, 0.47), "tanh": (0.0, 0.97)}
+
+
+@PROBES.register("units")
+def units(p: ProbeInput) -> dict[str, torch.Tensor]:
+    """dphi_mean, saturation and dead_frac of every layer.
+
+    - ``dphi_mean``: mean over batch and units of phi'(u^l) at phi's input u^l (z^l without
+      normalisation), by autograd through the layer's own phi;
+    - ``saturation``: fraction of (sample, unit) pairs in the saturated region (rule in
+      SATURATION; NaN for activations without one, e.g. ReLU);
+    - ``dead_frac``: fraction of units with phi'(u) = 0 for every sample of the batch (ReLU
+      units that never fire; 0 for activations whose slope never vanishes).
+    """
+    derivatives, saturated = [], []
+    names = [p.model.activation] * (p.model.num_layers - 1) + [p.model.output_activation]
+    for l, (u, h) in enumerate(zip(p.tensors.normed, p.tensors.branches, strict=True), 1):
         x = u.detach().requires_grad_(True)
         with torch.enable_grad():
-            h = p.model.layer(l).activation(x)
-            (dphi,) = torch.autograd.grad(h, x, torch.ones_like(h))
-        values.append(dphi)
-    n = torch.tensor([v[0].numel() for v in values], dtype=F64, device=values[0].device)
-    return {"dphi_mean": by_layer(values, _sum) / n}
+            out = p.model.layer(l).activation(x)
+            (dphi,) = torch.autograd.grad(out, x, torch.ones_like(out))
+        derivatives.append(dphi)
+        center, half_width = SATURATION.get(names[l - 1], (0.0, float("inf")))
+        saturated.append((h.detach() - center).abs() > half_width)
+    n = torch.tensor([d[0].numel() for d in derivatives], dtype=F64, device=derivatives[0].device)
+    no_rule = torch.tensor([name not in SATURATION for name in names], device=derivatives[0].device)
+    saturation = by_layer(saturated, _sum) / n
+    dead = by_layer(derivatives, lambda d: (d == 0).all(dim=2).to(F64).mean(dim=2))
+    return {
+        "dphi_mean": by_layer(derivatives, _sum) / n,
+        "saturation": saturation.masked_fill(no_rule, float("nan")),
+        "dead_frac": dead,
+    }
+
+
+@PROBES.register("residual")
+def residual(p: ProbeInput) -> dict[str, torch.Tensor]:
+    """branch_ratio: ||alpha h^l|| / ||a^{l-1}|| over the batch (Frobenius norms) for layers
+    with a skip, a^l = a^{l-1} + alpha h^l; NaN for layers without one."""
+    layers = [p.model.layer(l) for l in range(1, p.model.num_layers + 1)]
+    branch = by_layer(p.tensors.branches, _sumsq).sqrt()
+    skip = by_layer(p.tensors.inputs, _sumsq).sqrt()
+    scale = torch.tensor(
+        [abs(x.branch_scale) if x.skip else float("nan") for x in layers],
+        dtype=F64,
+        device=branch.device,
+    )
+    return {"branch_ratio": scale * branch / skip}
+
+
+def update_ratio(model: MLP, before: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """update_ratio: ||W^l_after - W^l_before||_F / ||W^l_before||_F of one optimiser step,
+    from the weights ``before`` it and the model after it."""
+    after = [model.layer(l).linear.weight.detach() for l in range(1, model.num_layers + 1)]
+    change = by_layer([a - b for a, b in zip(after, before, strict=True)], _sumsq).sqrt()
+    return {"update_ratio": change / by_layer(before, _sumsq).sqrt()}
