@@ -220,3 +220,36 @@ def test_branch_ratio_is_branch_over_skip() -> None:
             a = a + 0.3 * h if layer.skip else h
     np.testing.assert_allclose(ratios[:4], expected, rtol=1e-12)
     assert np.isnan(ratios[0]) and np.isnan(ratios[4])  # layer 1 and the output: no skip
+
+
+def test_nonfinite_fractions_locate_the_break() -> None:
+    model = network("tanh", 5, Gaussian(), width=8)
+    with torch.no_grad():
+        model.layer(3).linear.weight[0, 2, 1] = float("inf")
+    x, y = batch(6, 6)
+    frame = measure(model, x, y, "squared", CLASSIFICATION, ["finite"])
+    preact = per_layer(frame, "preact_nonfinite")
+    # unit 2 of layer 3 is +-inf for every sample; tanh maps it to +-1, so the rest is finite
+    assert preact.tolist() == [0, 0, 1 / 8, 0, 0, 0]
+
+
+def test_delta_histogram_is_the_distribution_of_per_sample_deltas() -> None:
+    from depthlab.probes.layer_stats import HIST_EDGES, hist_metric
+
+    model = network("sigmoid", 6, INITS["torch_default"](), width=16)
+    x, y = batch(20, 6)
+    frame = measure(model, x, y, "cross_entropy", CLASSIFICATION, ["histogram"])
+    ref = ReferenceMLP.from_model(model).backprop(
+        x.numpy(), y.numpy(), "cross_entropy", CLASSIFICATION
+    )
+    names = [hist_metric(e) for e in HIST_EDGES[:-1]] + ["delta_hist_zero"]
+    assert set(frame["metric"]) == set(names) and len(names) == 141
+    for l, delta in enumerate(ref.deltas, start=1):
+        values = np.abs(delta).ravel()
+        log10 = np.log10(values[values > 0])
+        expected, _ = np.histogram(np.clip(log10, -60, 9.99), bins=np.array(HIST_EDGES))
+        rows = frame[frame["layer"] == l].set_index("metric")["value"]
+        np.testing.assert_allclose(
+            [rows[n] for n in names[:-1]], expected / values.size, atol=1e-12
+        )
+        assert rows["delta_hist_zero"] == np.mean(values == 0)

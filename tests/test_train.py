@@ -319,3 +319,22 @@ def test_update_ratio_of_sgd_is_lr_times_gradient_over_weight(tiny: Config, tmp_
     assert sorted(set(updated.index.get_level_values("step"))) == [0, 3, 6, 9]  # not 10
     expected = 0.2 * updated["weight_grad_norm"] / updated["weight_norm"]
     np.testing.assert_allclose(updated["update_ratio"], expected, rtol=1e-9)
+
+
+def test_a_diverging_run_records_where_it_broke(tiny: Config, tmp_path: Path) -> None:
+    from depthlab.probes.schedule import DefaultProbes
+
+    cfg = dataclasses.replace(
+        tiny,
+        activation="relu",
+        init=Gaussian(sigma_w2=4.0),
+        lr=100.0,
+        depth=4,
+        width=32,
+        steps=200,
+        probes=DefaultProbes(every=1),
+    )
+    row = train(cfg, tmp_path).row
+    assert row["status"] == "diverged"
+    assert row["nonfinite_step"] is not None and 1 <= row["nonfinite_layer"] <= 5
+    assert row["nonfinite_step"] <= row["steps_done"]

@@ -64,6 +64,8 @@ RUN_SCHEMA = pa.schema(
         ("final_test_accuracy", pa.float64()),
         ("delta_ratio_initial", pa.float64()),
         ("delta_ratio_final", pa.float64()),
+        ("nonfinite_step", pa.int64()),
+        ("nonfinite_layer", pa.int64()),
         ("wall_time_s", pa.float64()),
         ("started_at", pa.string()),
         ("finished_at", pa.string()),

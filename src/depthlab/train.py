@@ -224,6 +224,16 @@ def train(cfg: Config, run_dir: Path | str, label: str = "") -> RunResult:
     return RunResult(run_dir, row, model)
 
 
+def first_nonfinite_layer(preact: torch.Tensor, delta: torch.Tensor) -> int | None:
+    """Where a pass first breaks: the lowest layer with a NaN/inf pre-activation (forward
+    order), else the highest layer with a NaN/inf delta (backward order), else None."""
+    forward = torch.nonzero(preact > 0).flatten()
+    if len(forward):
+        return int(forward[0]) + 1
+    backward = torch.nonzero(delta > 0).flatten()
+    return int(backward[-1]) + 1 if len(backward) else None
+
+
 def _train(
     cfg: Config, recorder: RunRecorder, device: torch.device, dtype: torch.dtype, label: str
 ) -> tuple[MLP, dict[str, Any]]:
@@ -266,6 +276,12 @@ def _train(
                 ratio = float(norms[0] / norms[-1])
                 final.setdefault("delta_ratio_initial", ratio)  # the first probed step: 0
                 final["delta_ratio_final"] = ratio
+            if "preact_nonfinite" in values and "nonfinite_step" not in final:
+                layer = first_nonfinite_layer(
+                    values["preact_nonfinite"][0], values["delta_nonfinite"][0]
+                )
+                if layer is not None:
+                    final.update(nonfinite_step=at, nonfinite_layer=layer)
         probed.clear()
 
     def log_evaluation(step: int) -> bool:
@@ -328,7 +344,7 @@ def _train(
                 diverged_step = step
             if evaluation_due and recorder.seconds_since_flush() > FLUSH_SECONDS:
                 recorder.flush()
-        if step in probe_steps and diverged_step is None:
+        if step in probe_steps:  # the final network, diverged or not
             index = next(batches)  # probe the final network on one more batch, no update
             x, y = (
                 (data.x_train, data.y_train)

@@ -18,7 +18,7 @@ Reductions (each value is per replica r and layer l):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -35,15 +35,19 @@ def by_layer(
     shape (all hidden layers) are stacked to (K, R, ...) and ``reduce`` maps that to (K, R);
     returns (R, L) in float64. Hundreds of small per-layer ops would cost more than the step.
     """
-    blocks, start = [], 0
+    return torch.cat([reduce(block) for block in layer_blocks(tensors)]).T.to(F64)
+
+
+def layer_blocks(tensors: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """Consecutive layers of one shape, stacked: (K, R, ...) blocks in layer order."""
+    start = 0
     while start < len(tensors):
         end = start + 1
         while end < len(tensors) and tensors[end].shape == tensors[start].shape:
             end += 1
         run = [t.detach() for t in tensors[start:end]]
-        blocks.append(reduce(torch.stack(run) if len(run) > 1 else run[0].unsqueeze(0)))
+        yield torch.stack(run) if len(run) > 1 else run[0].unsqueeze(0)
         start = end
-    return torch.cat(blocks).T.to(F64)
 
 
 def _sum(t: torch.Tensor) -> torch.Tensor:
@@ -108,6 +112,54 @@ def acts(p: ProbeInput) -> dict[str, torch.Tensor]:
     """act_mean, act_std: statistics of the layer output a^l over batch and units."""
     mean, std = _mean_std(p.tensors.outputs)
     return {"act_mean": mean, "act_std": std}
+
+
+@PROBES.register("finite")
+def finite(p: ProbeInput) -> dict[str, torch.Tensor]:
+    """preact_nonfinite, delta_nonfinite: fractions of NaN or inf entries in z^l and in
+    dJ/dz^l; where a diverging run first breaks, and in which direction."""
+
+    def bad(t: torch.Tensor) -> torch.Tensor:
+        return (~torch.isfinite(t)).sum(dim=(2, 3), dtype=F64) / t[0, 0].numel()
+
+    return {
+        "preact_nonfinite": by_layer(p.tensors.preacts, bad),
+        "delta_nonfinite": by_layer(p.tensors.grads, bad),
+    }
+
+
+# |delta| histograms: fixed log10 bins of half a decade from 1e-60 to 1e+10 (the same for
+# every run, so runs compare), plus exact zeros; values are fractions of (sample, unit) pairs.
+HIST_EDGES = tuple(e / 2 for e in range(-120, 21))
+
+
+def hist_metric(lower: float) -> str:
+    """The metric name of the bin [10^lower, 10^(lower + 0.5)), e.g. delta_hist_m12_5."""
+    sign = "m" if lower < 0 else "p"
+    return f"delta_hist_{sign}{abs(lower):.1f}".replace(".", "_")
+
+
+@PROBES.register("histogram")
+def histogram(p: ProbeInput) -> dict[str, torch.Tensor]:
+    """delta_hist_*: the distribution of |delta_ij^l| (per-sample deltas) over log10 bins
+    (HIST_EDGES; values below 1e-60 count in the lowest bin, above 1e+10 in the highest),
+    and delta_hist_zero for exact zeros (underflow, or phi' = 0)."""
+    b = p.tensors.batch_size
+    edges = torch.tensor(HIST_EDGES[1:-1], dtype=F64, device=p.tensors.grads[0].device)
+    bins = len(HIST_EDGES) - 1
+
+    def counts(g: torch.Tensor) -> torch.Tensor:  # (K, R, B, n) -> (K, R, bins + 1)
+        k, r = g.shape[:2]
+        magnitude = (g.to(F64) * b).abs().flatten(2)
+        index = torch.bucketize(magnitude.clamp_min(1e-300).log10(), edges)
+        index = torch.where(magnitude == 0, bins, index)  # the zero bin
+        offset = torch.arange(k * r, device=g.device).view(k, r, 1) * (bins + 1)
+        total = torch.bincount((index + offset).flatten(), minlength=k * r * (bins + 1))
+        return total.view(k, r, bins + 1).to(F64) / magnitude.shape[2]
+
+    fractions = torch.cat([counts(block) for block in layer_blocks(p.tensors.grads)])
+    names = [hist_metric(lower) for lower in HIST_EDGES[:-1]] + ["delta_hist_zero"]
+    return {name: fractions[:, :, i].T for i, name in enumerate(names)}  # (R, L) each
 
 
 # A unit saturates where its output is within 3% of the ends of phi's range (Glorot &
