@@ -6,12 +6,17 @@ steps; the script prints the median step time of each and the median of the per-
 ratios to the plain step. "every 10th" probes one step in ten, as the default schedule does.
 
     python benchmarks/probe_overhead.py [--probes default] [--repeats 15] [--depth 100]
+
+Peak memory cannot be told apart inside one process, so ``--memory`` runs each variant in
+a fresh subprocess and reports its peak resident set size.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -31,7 +36,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--memory", action="store_true", help="peak RSS per variant")
+    parser.add_argument("--only", help=argparse.SUPPRESS)  # one variant, for --memory
     args = parser.parse_args()
+    if args.memory:
+        return report_memory(args)
     torch.set_flush_denormal(True)
     cfg = Config(depth=args.depth, width=args.width, activation="tanh")
     cpu = torch.device("cpu")
@@ -60,6 +69,11 @@ def main() -> None:
         "every step": lambda i: True,
         "every 10th": lambda i: i % 10 == 0,
     }
+    if args.only:  # run one variant for a while, for its peak memory
+        for i in range(args.steps * 5):
+            step(variants[args.only](i))
+            kept.clear()
+        return None
     times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(3):  # warm up
         step(True)
@@ -81,6 +95,40 @@ def main() -> None:
             f"{name:>11}: {statistics.median(values) * 1e3:6.2f} ms/step, "
             f"ratio {statistics.median(ratios):.3f} (range {min(ratios):.2f}-{max(ratios):.2f})"
         )
+
+
+def report_memory(args: argparse.Namespace) -> None:
+    """Peak RSS of each variant, each in its own process."""
+    common = [
+        "--probes",
+        args.probes,
+        "--depth",
+        str(args.depth),
+        "--width",
+        str(args.width),
+        "--batch",
+        str(args.batch),
+        "--steps",
+        str(args.steps),
+    ]
+    peaks = {}
+    for variant in ("plain", "every step"):
+        code = (
+            "import resource, runpy, sys; sys.argv = sys.argv[1:]; "
+            "runpy.run_path(sys.argv[0], run_name='__main__'); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code, __file__, *common, "--only", variant],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        peaks[variant] = int(out.stdout.split()[-1]) / 1024  # KiB -> MiB
+    print(
+        f"peak RSS: plain {peaks['plain']:.0f} MiB, probes at every step "
+        f"{peaks['every step']:.0f} MiB (+{peaks['every step'] - peaks['plain']:.0f} MiB)"
+    )
 
 
 if __name__ == "__main__":

@@ -71,9 +71,12 @@ class Capture:
         t.outputs.append(a_out)
         t.grads.append(None)
         if z.requires_grad:
-            index = l - 1
+            # The hook holds the grads list only: holding ``t`` (which holds z, which holds
+            # the hook) would make a cycle through C++ that Python's collector cannot see,
+            # and every probed pass would stay in memory.
+            grads, index = t.grads, l - 1
 
             def keep_grad(grad: torch.Tensor) -> None:
-                t.grads[index] = grad
+                grads[index] = grad
 
             z.register_hook(keep_grad)
