@@ -222,15 +222,17 @@ def test_branch_ratio_is_branch_over_skip() -> None:
     assert np.isnan(ratios[0]) and np.isnan(ratios[4])  # layer 1 and the output: no skip
 
 
-def test_nonfinite_fractions_locate_the_break() -> None:
+def test_nonfinite_flags_locate_the_break() -> None:
     model = network("tanh", 5, Gaussian(), width=8)
     with torch.no_grad():
         model.layer(3).linear.weight[0, 2, 1] = float("inf")
     x, y = batch(6, 6)
-    frame = measure(model, x, y, "squared", CLASSIFICATION, ["finite"])
+    frame = measure(model, x, y, "squared", CLASSIFICATION, ["preacts", "delta"])
     preact = per_layer(frame, "preact_nonfinite")
     # unit 2 of layer 3 is +-inf for every sample; tanh maps it to +-1, so the rest is finite
-    assert preact.tolist() == [0, 0, 1 / 8, 0, 0, 0]
+    assert preact.tolist() == [0, 0, 1, 0, 0, 0]
+    # backward: phi'(inf) = 0 keeps delta^3 finite, then (W^3)^T has inf * 0 = NaN below it
+    assert per_layer(frame, "delta_nonfinite").tolist() == [1, 1, 0, 0, 0, 0]
 
 
 def test_delta_histogram_is_the_distribution_of_per_sample_deltas() -> None:
@@ -271,3 +273,29 @@ def test_a_captured_pass_is_freed_once_released() -> None:
     assert all(r() is not None for r in refs)
     del capture
     assert all(r() is None for r in refs)
+
+
+def test_zero_branch_scale_gives_a_zero_branch_ratio() -> None:
+    """SkipInit-style alpha = 0: the branch contributes nothing, measured as 0, not NaN."""
+    model = MLP(6, 4, depth=3, width=9, activation="tanh", residual=True, branch_scale=0.0)
+    model.initialize_(Gaussian(), [torch.Generator().manual_seed(0)])
+    ratios = per_layer(
+        measure(model.double(), *batch(5, 6), "squared", CLASSIFICATION, ["residual", "units"]),
+        "branch_ratio",
+    )
+    assert np.isnan(ratios[0]) and ratios[1:3].tolist() == [0.0, 0.0] and np.isnan(ratios[3])
+
+
+def test_depth_100_sigmoid_is_measured_in_float64() -> None:
+    """Around 1e-60 at the first layers: float64 measures it, equal to the oracle."""
+    model = network("sigmoid", 100, INITS["torch_default"](), width=32, inputs=20)
+    x, y = batch(16, 20)
+    norms = per_layer(
+        measure(model, x, y, "cross_entropy", CLASSIFICATION, "minimal"), "delta_norm"
+    )
+    ref = ReferenceMLP.from_model(model).backprop(
+        x.numpy(), y.numpy(), "cross_entropy", CLASSIFICATION
+    )
+    expected = [np.sqrt((d**2).sum(0).mean()) for d in ref.deltas]
+    assert norms[0] < 1e-40
+    np.testing.assert_allclose(norms, expected, rtol=1e-10)

@@ -338,3 +338,34 @@ def test_a_diverging_run_records_where_it_broke(tiny: Config, tmp_path: Path) ->
     assert row["status"] == "diverged"
     assert row["nonfinite_step"] is not None and 1 <= row["nonfinite_layer"] <= 5
     assert row["nonfinite_step"] <= row["steps_done"]
+
+
+def test_recorded_probes_equal_the_oracle(tmp_path: Path) -> None:
+    """The records of a real run (full batch, step 0) hold the textbook delta norms."""
+    from depthlab.probes.schedule import MinimalProbes
+    from depthlab.reference import ReferenceMLP
+
+    data = Quadratic(num_train=50)
+    cfg = Config(
+        depth=6,
+        width=12,
+        activation="tanh",
+        data=data,
+        batch_size=50,
+        steps=0,
+        dtype="float64",
+        init=Gaussian(sigma_w2=1.5, sigma_b2=0.05),
+        probes=MinimalProbes(),
+    )
+    train(cfg, tmp_path)
+    df = read_metrics(tmp_path)
+    ds = load_data(data, CPU, torch.float64)
+    ref = ReferenceMLP.from_model(build_model(cfg, ds, CPU, torch.float64)).backprop(
+        ds.x_train.numpy(), ds.y_train.numpy(), "squared", "regression"
+    )
+    for metric, expected in (
+        ("delta_norm", [np.sqrt((d**2).sum(0).mean()) for d in ref.deltas]),
+        ("weight_grad_norm", [np.linalg.norm(g) for g in ref.weight_grads]),
+    ):
+        got = df[df["metric"] == metric].sort_values("layer")["value"].to_numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-10)

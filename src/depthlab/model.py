@@ -97,17 +97,9 @@ def _make_norm(norm: str, width: int, replicas: int) -> nn.Module:
     return nn.Identity()
 
 
-Tap = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]
-
-
 class Layer(nn.Module):
-    """Layer l: a^{l-1} -> a^l.
-
-    ``tap``, when set, is called after every forward pass as tap(l, a^{l-1}, z^l, u^l, h^l,
-    a^l), with u^l = N(z^l) the input of phi and h^l = phi(u^l) the branch. Probes read the
-    pass through it: an attribute test costs nothing when unset, whereas module forward
-    hooks (three a layer) added about 11 ms to a 20 ms depth-100 step.
-    """
+    """Layer l: a^{l-1} -> a^l. Forward hooks read z^l on ``linear`` and u^l = N(z^l), the
+    input of phi, on ``norm`` (an identity module without normalisation)."""
 
     def __init__(
         self,
@@ -128,16 +120,12 @@ class Layer(nn.Module):
         self.activation = activation
         self.skip = skip
         self.branch_scale = branch_scale
-        self.tap: Tap | None = None
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        z = self.linear(a)
-        u = self.norm(z)
-        h = self.activation(u)
-        out = (a + self.branch_scale * h if self.branch_scale != 1 else a + h) if self.skip else h
-        if self.tap is not None:
-            self.tap(self.index, a, z, u, h, out)
-        return out
+        h = self.activation(self.norm(self.linear(a)))
+        if self.skip:
+            return a + self.branch_scale * h if self.branch_scale != 1 else a + h
+        return h
 
     def extra_repr(self) -> str:
         return f"l={self.index}, skip={self.skip}, branch_scale={self.branch_scale}"

@@ -276,9 +276,11 @@ def _train(
                 ratio = float(norms[0] / norms[-1])
                 final.setdefault("delta_ratio_initial", ratio)  # the first probed step: 0
                 final["delta_ratio_final"] = ratio
-            if "preact_nonfinite" in values and "nonfinite_step" not in final:
+            if "nonfinite_step" not in final:
+                nothing = torch.zeros(model.num_layers)
                 layer = first_nonfinite_layer(
-                    values["preact_nonfinite"][0], values["delta_nonfinite"][0]
+                    values.get("preact_nonfinite", nothing[None])[0],
+                    values.get("delta_nonfinite", nothing[None])[0],
                 )
                 if layer is not None:
                     final.update(nonfinite_step=at, nonfinite_layer=layer)

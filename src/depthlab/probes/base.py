@@ -33,18 +33,8 @@ PROBES: Registry[ProbeFn] = Registry("probe")
 UPDATES = "updates"
 PRESETS: dict[str, tuple[str, ...]] = {
     "minimal": ("delta", "grads"),
-    "default": ("delta", "grads", "preacts", "acts", "finite"),
-    "full": (
-        "delta",
-        "grads",
-        "preacts",
-        "acts",
-        "finite",
-        "units",
-        "residual",
-        UPDATES,
-        "histogram",
-    ),
+    "default": ("delta", "grads", "preacts", "acts"),
+    "full": ("delta", "grads", "preacts", "acts", "units", "residual", UPDATES, "histogram"),
 }
 
 

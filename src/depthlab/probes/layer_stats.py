@@ -8,6 +8,9 @@ Reductions (each value is per replica r and layer l):
   it is not, the true value fell below the dtype's range: it is recorded as NaN with
   ``delta_underflow`` = 1 (0 elsewhere), never as a measured 0.
 - ``delta_mean_abs``: mean over batch and units of |delta_ij^l|.
+- ``delta_nonfinite``, ``preact_nonfinite``: 1 where delta^l or z^l holds a NaN or inf, else
+  0 (read off the reductions above, at no extra cost); a diverging run records the first
+  probed step and layer where a pass breaks.
 - ``weight_grad_norm``, ``bias_grad_norm``: Frobenius / L2 norm of dJ/dW^l, dJ/db^l of the
   batch-mean loss (the gradient the optimiser uses); ``weight_norm``: ||W^l||_F.
 - ``preact_mean``, ``preact_std``: mean and (population) std of z^l over batch and units;
@@ -77,6 +80,7 @@ def delta(p: ProbeInput) -> dict[str, torch.Tensor]:
         "delta_norm": torch.where(underflow, nan, sq.sqrt()),
         "delta_mean_abs": torch.where(underflow, nan, mean_abs),
         "delta_underflow": underflow.to(F64),
+        "delta_nonfinite": (~torch.isfinite(sq)).to(F64),
     }
 
 
@@ -104,7 +108,11 @@ def _mean_std(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 def preacts(p: ProbeInput) -> dict[str, torch.Tensor]:
     """preact_mean, preact_std: statistics of z^l over batch and units."""
     mean, std = _mean_std(p.tensors.preacts)
-    return {"preact_mean": mean, "preact_std": std}
+    return {
+        "preact_mean": mean,
+        "preact_std": std,
+        "preact_nonfinite": (~torch.isfinite(mean)).to(F64),
+    }
 
 
 @PROBES.register("acts")
@@ -112,20 +120,6 @@ def acts(p: ProbeInput) -> dict[str, torch.Tensor]:
     """act_mean, act_std: statistics of the layer output a^l over batch and units."""
     mean, std = _mean_std(p.tensors.outputs)
     return {"act_mean": mean, "act_std": std}
-
-
-@PROBES.register("finite")
-def finite(p: ProbeInput) -> dict[str, torch.Tensor]:
-    """preact_nonfinite, delta_nonfinite: fractions of NaN or inf entries in z^l and in
-    dJ/dz^l; where a diverging run first breaks, and in which direction."""
-
-    def bad(t: torch.Tensor) -> torch.Tensor:
-        return (~torch.isfinite(t)).sum(dim=(2, 3), dtype=F64) / t[0, 0].numel()
-
-    return {
-        "preact_nonfinite": by_layer(p.tensors.preacts, bad),
-        "delta_nonfinite": by_layer(p.tensors.grads, bad),
-    }
 
 
 # |delta| histograms: fixed log10 bins of half a decade from 1e-60 to 1e+10 (the same for
@@ -180,11 +174,11 @@ def units(p: ProbeInput) -> dict[str, torch.Tensor]:
     """
     derivatives, saturated = [], []
     names = [p.model.activation] * (p.model.num_layers - 1) + [p.model.output_activation]
-    for l, (u, h) in enumerate(zip(p.tensors.normed, p.tensors.branches, strict=True), 1):
+    for l, u in enumerate(p.tensors.normed, start=1):
         x = u.detach().requires_grad_(True)
         with torch.enable_grad():
-            out = p.model.layer(l).activation(x)
-            (dphi,) = torch.autograd.grad(out, x, torch.ones_like(out))
+            h = p.model.layer(l).activation(x)
+            (dphi,) = torch.autograd.grad(h, x, torch.ones_like(h))
         derivatives.append(dphi)
         center, half_width = SATURATION.get(names[l - 1], (0.0, float("inf")))
         saturated.append((h.detach() - center).abs() > half_width)
@@ -202,16 +196,12 @@ def units(p: ProbeInput) -> dict[str, torch.Tensor]:
 @PROBES.register("residual")
 def residual(p: ProbeInput) -> dict[str, torch.Tensor]:
     """branch_ratio: ||alpha h^l|| / ||a^{l-1}|| over the batch (Frobenius norms) for layers
-    with a skip, a^l = a^{l-1} + alpha h^l; NaN for layers without one."""
-    layers = [p.model.layer(l) for l in range(1, p.model.num_layers + 1)]
-    branch = by_layer(p.tensors.branches, _sumsq).sqrt()
-    skip = by_layer(p.tensors.inputs, _sumsq).sqrt()
-    scale = torch.tensor(
-        [abs(x.branch_scale) if x.skip else float("nan") for x in layers],
-        dtype=F64,
-        device=branch.device,
-    )
-    return {"branch_ratio": scale * branch / skip}
+    with a skip, a^l = a^{l-1} + alpha h^l (alpha h^l read as a^l - a^{l-1}); NaN without."""
+    t = p.tensors
+    branches = [b if b is not None else a for b, a in zip(t.branches, t.outputs, strict=True)]
+    ratio = by_layer(branches, _sumsq).sqrt() / by_layer(t.inputs, _sumsq).sqrt()
+    has_skip = torch.tensor([b is not None for b in t.branches], device=ratio.device)
+    return {"branch_ratio": ratio.masked_fill(~has_skip[None, :], float("nan"))}
 
 
 def update_ratio(model: MLP, before: list[torch.Tensor]) -> dict[str, torch.Tensor]:
