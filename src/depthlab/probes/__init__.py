@@ -30,8 +30,9 @@ __all__ = [
 def compute(model: MLP, tensors: LayerTensors, names: list[str]) -> dict[str, torch.Tensor]:
     """Run the probes ``names`` on one captured pass: {metric: (R, L) float64 tensor}."""
     values: dict[str, torch.Tensor] = {}
-    for name in names:
-        values.update(PROBES[name](ProbeInput(model, tensors)))
+    with torch.no_grad():
+        for name in names:
+            values.update(PROBES[name](ProbeInput(model, tensors)))
     return values
 
 

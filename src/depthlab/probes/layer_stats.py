@@ -32,13 +32,15 @@ F64 = torch.float64
 
 
 def by_layer(
-    tensors: list[torch.Tensor], reduce: Callable[[torch.Tensor], torch.Tensor]
-) -> torch.Tensor:
+    tensors: list[torch.Tensor], *reduces: Callable[[torch.Tensor], torch.Tensor]
+) -> list[torch.Tensor]:
     """Per-layer reductions in a few batched ops: runs of consecutive layers of the same
-    shape (all hidden layers) are stacked to (K, R, ...) and ``reduce`` maps that to (K, R);
-    returns (R, L) in float64. Hundreds of small per-layer ops would cost more than the step.
+    shape (all hidden layers) are stacked once to (K, R, ...), and each ``reduce`` maps a
+    block to (K, R); returns one (R, L) float64 tensor per reduce. Hundreds of small
+    per-layer ops would cost more than the step itself.
     """
-    return torch.cat([reduce(block) for block in layer_blocks(tensors)]).T.to(F64)
+    blocks = list(layer_blocks(tensors))
+    return [torch.cat([reduce(block) for block in blocks]).T.to(F64) for reduce in reduces]
 
 
 def layer_blocks(tensors: list[torch.Tensor]) -> Iterator[torch.Tensor]:
@@ -48,14 +50,19 @@ def layer_blocks(tensors: list[torch.Tensor]) -> Iterator[torch.Tensor]:
         end = start + 1
         while end < len(tensors) and tensors[end].shape == tensors[start].shape:
             end += 1
-        run = [t.detach() for t in tensors[start:end]]
-        yield torch.stack(run) if len(run) > 1 else run[0].unsqueeze(0)
+        run = tensors[start:end]
+        yield (torch.stack(run) if len(run) > 1 else run[0].unsqueeze(0)).detach()
         start = end
 
 
 def _sum(t: torch.Tensor) -> torch.Tensor:
     """(K, R, B, n) -> (K, R): sum over batch and units, accumulated in float64."""
     return t.sum(dim=(2, 3), dtype=F64)
+
+
+def _abs_sum(t: torch.Tensor) -> torch.Tensor:
+    """(K, R, ...) -> (K, R): sum of absolute values over the rest, in float64."""
+    return t.abs().flatten(2).sum(dim=2, dtype=F64)
 
 
 def _sumsq(t: torch.Tensor) -> torch.Tensor:
@@ -69,8 +76,11 @@ def delta(p: ProbeInput) -> dict[str, torch.Tensor]:
     t = p.tensors
     b = t.batch_size
     # grads are delta_i / B: scale the reductions, not the tensors
-    sq = by_layer(t.grads, _sumsq) * b  # sum_i ||B g_i||^2 / B = B sum_i ||g_i||^2
-    mean_abs = by_layer(t.grads, lambda g: g.abs().sum(dim=(2, 3), dtype=F64) / g.shape[3])
+    sq, abs_sum = by_layer(t.grads, _sumsq, _abs_sum)
+    sq = sq * b  # mean_i ||B g_i||^2 = B sum_i ||g_i||^2
+    mean_abs = abs_sum / torch.tensor(
+        [g[0, 0].numel() for g in t.grads], dtype=F64, device=sq.device
+    )  # mean_ij |B g_ij|
     # exactly zero at l although some layer above is not: the true value underflowed
     nonzero = (sq > 0).int()
     above = nonzero.flip(1).cumsum(1).flip(1) - nonzero  # non-zero layers strictly above l
@@ -89,9 +99,9 @@ def grads(p: ProbeInput) -> dict[str, torch.Tensor]:
     """weight_grad_norm, bias_grad_norm and weight_norm of every layer."""
     layers = [p.model.layer(l).linear for l in range(1, p.model.num_layers + 1)]
     return {
-        "weight_grad_norm": by_layer([x.weight.grad for x in layers], _sumsq).sqrt(),
-        "bias_grad_norm": by_layer([x.bias.grad for x in layers], _sumsq).sqrt(),
-        "weight_norm": by_layer([x.weight for x in layers], _sumsq).sqrt(),
+        "weight_grad_norm": by_layer([x.weight.grad for x in layers], _sumsq)[0].sqrt(),
+        "bias_grad_norm": by_layer([x.bias.grad for x in layers], _sumsq)[0].sqrt(),
+        "weight_norm": by_layer([x.weight for x in layers], _sumsq)[0].sqrt(),
     }
 
 
@@ -99,8 +109,8 @@ def _mean_std(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and population std over batch and units, from the first two moments
     accumulated in float64."""
     n = torch.tensor([t[0].numel() for t in tensors], dtype=F64, device=tensors[0].device)
-    mean = by_layer(tensors, _sum) / n
-    second = by_layer(tensors, _sumsq) / n
+    total, squares = by_layer(tensors, _sum, _sumsq)
+    mean, second = total / n, squares / n
     return mean, (second - mean.pow(2)).clamp_min(0).sqrt()
 
 
@@ -184,10 +194,11 @@ def units(p: ProbeInput) -> dict[str, torch.Tensor]:
         saturated.append((h.detach() - center).abs() > half_width)
     n = torch.tensor([d[0].numel() for d in derivatives], dtype=F64, device=derivatives[0].device)
     no_rule = torch.tensor([name not in SATURATION for name in names], device=derivatives[0].device)
-    saturation = by_layer(saturated, _sum) / n
-    dead = by_layer(derivatives, lambda d: (d == 0).all(dim=2).to(F64).mean(dim=2))
+    (saturation,) = by_layer(saturated, _sum)
+    saturation = saturation / n
+    total, dead = by_layer(derivatives, _sum, lambda d: (d == 0).all(dim=2).to(F64).mean(2))
     return {
-        "dphi_mean": by_layer(derivatives, _sum) / n,
+        "dphi_mean": total / n,
         "saturation": saturation.masked_fill(no_rule, float("nan")),
         "dead_frac": dead,
     }
@@ -199,7 +210,7 @@ def residual(p: ProbeInput) -> dict[str, torch.Tensor]:
     with a skip, a^l = a^{l-1} + alpha h^l (alpha h^l read as a^l - a^{l-1}); NaN without."""
     t = p.tensors
     branches = [b if b is not None else a for b, a in zip(t.branches, t.outputs, strict=True)]
-    ratio = by_layer(branches, _sumsq).sqrt() / by_layer(t.inputs, _sumsq).sqrt()
+    ratio = (by_layer(branches, _sumsq)[0] / by_layer(t.inputs, _sumsq)[0]).sqrt()
     has_skip = torch.tensor([b is not None for b in t.branches], device=ratio.device)
     return {"branch_ratio": ratio.masked_fill(~has_skip[None, :], float("nan"))}
 
@@ -208,5 +219,6 @@ def update_ratio(model: MLP, before: list[torch.Tensor]) -> dict[str, torch.Tens
     """update_ratio: ||W^l_after - W^l_before||_F / ||W^l_before||_F of one optimiser step,
     from the weights ``before`` it and the model after it."""
     after = [model.layer(l).linear.weight.detach() for l in range(1, model.num_layers + 1)]
-    change = by_layer([a - b for a, b in zip(after, before, strict=True)], _sumsq).sqrt()
-    return {"update_ratio": change / by_layer(before, _sumsq).sqrt()}
+    (change,) = by_layer([a - b for a, b in zip(after, before, strict=True)], _sumsq)
+    (size,) = by_layer(before, _sumsq)
+    return {"update_ratio": (change / size).sqrt()}
