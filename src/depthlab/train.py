@@ -224,13 +224,13 @@ def train(cfg: Config, run_dir: Path | str, label: str = "") -> RunResult:
     return RunResult(run_dir, row, model)
 
 
-def first_nonfinite_layer(preact: torch.Tensor, delta: torch.Tensor) -> int | None:
+def first_nonfinite_layer(preact: np.ndarray | None, delta: np.ndarray | None) -> int | None:
     """Where a pass first breaks: the lowest layer with a NaN/inf pre-activation (forward
     order), else the highest layer with a NaN/inf delta (backward order), else None."""
-    forward = torch.nonzero(preact > 0).flatten()
+    forward = np.flatnonzero(preact) if preact is not None else []
     if len(forward):
         return int(forward[0]) + 1
-    backward = torch.nonzero(delta > 0).flatten()
+    backward = np.flatnonzero(delta) if delta is not None else []
     return int(backward[-1]) + 1 if len(backward) else None
 
 
@@ -269,21 +269,16 @@ def _train(
         """Read the pending probe values back (one copy per probed step) and log them."""
         for at, values in probed:
             table = torch.stack(list(values.values()))[:, 0].cpu().numpy()  # replica 0
-            for metric, row in zip(values, table, strict=True):
+            rows = dict(zip(values, table, strict=True))
+            for metric, row in rows.items():
                 recorder.log(at, layers, metric, row)
-            if "delta_norm" in values:
-                norms = values["delta_norm"][0]
-                ratio = float(norms[0] / norms[-1])
+            if "delta_norm" in rows:
+                ratio = float(rows["delta_norm"][0] / rows["delta_norm"][-1])
                 final.setdefault("delta_ratio_initial", ratio)  # the first probed step: 0
                 final["delta_ratio_final"] = ratio
-            if "nonfinite_step" not in final:
-                nothing = torch.zeros(model.num_layers)
-                layer = first_nonfinite_layer(
-                    values.get("preact_nonfinite", nothing[None])[0],
-                    values.get("delta_nonfinite", nothing[None])[0],
-                )
-                if layer is not None:
-                    final.update(nonfinite_step=at, nonfinite_layer=layer)
+            layer = first_nonfinite_layer(rows.get("preact_nonfinite"), rows.get("delta_nonfinite"))
+            if layer is not None and "nonfinite_step" not in final:
+                final.update(nonfinite_step=at, nonfinite_layer=layer)
         probed.clear()
 
     def log_evaluation(step: int) -> bool:
