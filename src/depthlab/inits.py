@@ -44,6 +44,12 @@ class Init:
     def check(self, key: str = "init") -> None:
         """Raise ConfigError for a parameter out of range; ``key`` prefixes the field names."""
 
+    def mean_field(self, fan_in: int, fan_out: int) -> tuple[float, float]:
+        """(sigma_w2, sigma_b2) of mean-field theory for a layer of these fans:
+        sigma_w2 = fan_in Var(W_ij), sigma_b2 = Var(b_i). For orthogonal weights this is the
+        Gaussian with the same variance (the same chi; the spectrum differs)."""
+        return fan_in * self.weight_variance(fan_in, fan_out), self.bias_variance(fan_in)
+
 
 INITS: Registry[type[Init]] = Registry("init")
 
