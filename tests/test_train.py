@@ -369,3 +369,36 @@ def test_recorded_probes_equal_the_oracle(tmp_path: Path) -> None:
     ):
         got = df[df["metric"] == metric].sort_values("layer")["value"].to_numpy()
         np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_runs_record_the_mean_field_prediction(tmp_path: Path) -> None:
+    """Step 0 carries theory's per-layer ratio beside the measured one; batchnorm says why
+    it has none."""
+    from depthlab.data import Teacher
+    from depthlab.probes.schedule import MinimalProbes
+
+    data = Teacher(in_dim=64, num_train=256, num_test=32)
+    cfg = Config(
+        depth=12,
+        width=256,
+        activation="tanh",
+        data=data,
+        batch_size=256,
+        steps=0,
+        dtype="float64",
+        init=Gaussian(sigma_w2=1.5, sigma_b2=0.05),
+        probes=MinimalProbes(),
+    )
+    result = train(cfg, tmp_path / "plain")
+    df = read_metrics(tmp_path / "plain")
+    predicted = df[df["metric"] == "predicted_delta_ratio"].sort_values("layer")["value"]
+    norms = df[df["metric"] == "delta_norm"].sort_values("layer")["value"].to_numpy()
+    measured = norms[:-1] ** 2 / norms[1:] ** 2
+    assert len(predicted) == 12 and result.row["theory"] == "mean_field"
+    assert np.median(measured[:11] / predicted.to_numpy()[:11]) == pytest.approx(1.0, abs=0.1)
+    log_norm = df[df["metric"] == "predicted_log_delta_norm"].sort_values("layer")["value"]
+    assert log_norm.iloc[-1] == 0.0 and len(log_norm) == 13
+    np.testing.assert_allclose(np.diff(log_norm.to_numpy()), -0.5 * np.log(predicted.to_numpy()))
+    normed = train(dataclasses.replace(cfg, norm="batchnorm"), tmp_path / "bn")
+    assert normed.row["theory"].startswith("not applicable: batchnorm")
+    assert "predicted_delta_ratio" not in set(read_metrics(tmp_path / "bn")["metric"])

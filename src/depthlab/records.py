@@ -66,6 +66,7 @@ RUN_SCHEMA = pa.schema(
         ("delta_ratio_final", pa.float64()),
         ("nonfinite_step", pa.int64()),
         ("nonfinite_layer", pa.int64()),
+        ("theory", pa.string()),
         ("wall_time_s", pa.float64()),
         ("started_at", pa.string()),
         ("finished_at", pa.string()),

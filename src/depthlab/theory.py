@@ -207,3 +207,22 @@ def residual_growth(activation: str, sigma_w2: float, q: float, branch_scale: fl
     """Per-block growth of ||delta||^2 through a^{l+1} = a^l + alpha F(a^l): about
     1 + alpha^2 chi (the backward map is I + alpha J_F)."""
     return 1.0 + branch_scale**2 * chi(activation, sigma_w2, q)
+
+
+def delta_profile(
+    activation: str, sigma_w2: list[float], sigma_b2: list[float], q1: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted backprop profile of a plain MLP with per-layer (sigma_w2[l], sigma_b2[l]),
+    l = 1..L (lists indexed from 0), and first-layer length q1.
+
+    Returns ``ratios`` for l = 1..L-1, ||delta^l||^2 / ||delta^{l+1}||^2 = sigma_w2^{l+1}
+    E[phi'(z^l)^2] with z^l ~ N(0, q^l), and ``log_norms`` for l = 1..L, the predicted
+    ln ||delta^l|| - ln ||delta^L|| (anchored at 0 at the output layer).
+    """
+    layers = len(sigma_w2)
+    q = [q1]
+    for l in range(1, layers - 1):  # q^2 .. q^{L-1}
+        q.append(sigma_w2[l] * second_moment(activation, q[-1]) + sigma_b2[l])
+    ratios = np.array([chi(activation, sigma_w2[l + 1], q[l]) for l in range(layers - 1)])
+    log_norms = np.append(np.cumsum(0.5 * np.log(ratios)[::-1])[::-1], 0.0)
+    return ratios, log_norms

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib.metadata
+import itertools
 import logging
 import math
 import platform
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from depthlab import theory
 from depthlab.config import DTYPES, Config, resolve_device, resolve_loss, validate
 from depthlab.data import CLASSIFICATION, DataSet, load_data
 from depthlab.losses import LOSSES, accuracy
@@ -224,6 +226,27 @@ def train(cfg: Config, run_dir: Path | str, label: str = "") -> RunResult:
     return RunResult(run_dir, row, model)
 
 
+def theory_reason(cfg: Config) -> str:
+    """'' when mean-field theory predicts this network's deltas, else why it does not."""
+    if cfg.norm != "none":
+        return f"not applicable: {cfg.norm} (the theory covers plain affine layers)"
+    if cfg.residual:
+        return "not applicable: residual (per-block growth only: theory.residual_growth)"
+    return ""
+
+
+def log_prediction(cfg: Config, model: MLP, data: DataSet, recorder: RunRecorder) -> None:
+    """Mean-field predictions at step 0: ``predicted_delta_ratio`` (l = 1..L-1) and
+    ``predicted_log_delta_norm`` (ln ||delta^l|| - ln ||delta^L||, l = 1..L)."""
+    fans = list(itertools.pairwise(model.widths))
+    sigma_w2, sigma_b2 = zip(*(cfg.init.mean_field(i, o) for i, o in fans), strict=True)
+    q1 = theory.input_length(sigma_w2[0], sigma_b2[0], float(data.x_train.double().pow(2).mean()))
+    ratios, log_norms = theory.delta_profile(cfg.activation, list(sigma_w2), list(sigma_b2), q1)
+    layers = np.arange(1, model.num_layers + 1)
+    recorder.log(0, layers[:-1], "predicted_delta_ratio", ratios)
+    recorder.log(0, layers, "predicted_log_delta_norm", log_norms)
+
+
 def first_nonfinite_layer(preact: np.ndarray | None, delta: np.ndarray | None) -> int | None:
     """Where a pass first breaks: the lowest layer with a NaN/inf pre-activation (forward
     order), else the highest layer with a NaN/inf delta (backward order), else None."""
@@ -240,6 +263,8 @@ def _train(
     data = load_data(cfg.data, device, dtype)
     model = build_model(cfg, data, device, dtype)
     optimizer = cfg.optimizer.build(model.parameters(), cfg.lr)
+    if not theory_reason(cfg):
+        log_prediction(cfg, model, data, recorder)
     loss_name = resolve_loss(cfg)
     loss_fn = LOSSES[loss_name]
     batches = batch_indices(
@@ -352,4 +377,5 @@ def _train(
             optimizer.zero_grad(set_to_none=True)
         log_probes()
     status = "ok" if diverged_step is None else "diverged"
+    final["theory"] = theory_reason(cfg) or "mean_field"
     return model, {"status": status, "steps_done": step, "diverged_step": diverged_step, **final}
