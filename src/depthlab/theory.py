@@ -226,3 +226,13 @@ def delta_profile(
     ratios = np.array([chi(activation, sigma_w2[l + 1], q[l]) for l in range(layers - 1)])
     log_norms = np.append(np.cumsum(0.5 * np.log(ratios)[::-1])[::-1], 0.0)
     return ratios, log_norms
+
+
+def critical_sigma_b2(
+    activation: str, sigma_w2: float, low: float = 1e-12, high: float = 10.0
+) -> float:
+    """The sigma_b2 at which chi_1 = 1 for this sigma_w2 (the critical line read the other
+    way; e.g. tanh at sigma_w2 = 1.05 needs sigma_b2 = 2.01e-5, Pennington et al. 2017)."""
+    return float(
+        optimize.brentq(lambda b: chi_1(activation, sigma_w2, b) - 1.0, low, high, xtol=1e-14)
+    )

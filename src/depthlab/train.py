@@ -34,7 +34,15 @@ from depthlab.config import DTYPES, Config, resolve_device, resolve_loss, valida
 from depthlab.data import CLASSIFICATION, DataSet, load_data
 from depthlab.losses import LOSSES, accuracy
 from depthlab.model import MLP
-from depthlab.probes import UPDATES, Capture, compute, probe_names, update_ratio
+from depthlab.probes import (
+    UPDATES,
+    Capture,
+    compute,
+    host_rows,
+    probe_names,
+    row_layers,
+    update_ratio,
+)
 from depthlab.records import NETWORK_LAYER, RunRecorder
 from depthlab.seeding import torch_generator
 
@@ -293,10 +301,9 @@ def _train(
     def log_probes() -> None:
         """Read the pending probe values back (one copy per probed step) and log them."""
         for at, values in probed:
-            table = torch.stack(list(values.values()))[:, 0].cpu().numpy()  # replica 0
-            rows = dict(zip(values, table, strict=True))
+            rows = host_rows(values)  # replica 0
             for metric, row in rows.items():
-                recorder.log(at, layers, metric, row)
+                recorder.log(at, row_layers(row), metric, row)
             if "delta_norm" in rows:
                 ratio = float(rows["delta_norm"][0] / rows["delta_norm"][-1])
                 final.setdefault("delta_ratio_initial", ratio)  # the first probed step: 0

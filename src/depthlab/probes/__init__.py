@@ -8,6 +8,7 @@ import torch
 
 from depthlab.losses import LOSSES
 from depthlab.model import MLP
+from depthlab.probes import jacobian  # noqa: F401  (registers the jacobian probe)
 from depthlab.probes.base import PRESETS, PROBES, UPDATES, ProbeInput, probe_names
 from depthlab.probes.capture import Capture, LayerTensors
 from depthlab.probes.layer_stats import update_ratio  # importing registers the probes
@@ -21,8 +22,10 @@ __all__ = [
     "LayerTensors",
     "ProbeInput",
     "compute",
+    "host_rows",
     "measure",
     "probe_names",
+    "row_layers",
     "update_ratio",
 ]
 
@@ -36,27 +39,42 @@ def compute(model: MLP, tensors: LayerTensors, names: list[str]) -> dict[str, to
     return values
 
 
+def host_rows(values: dict[str, torch.Tensor], replica: int = 0) -> dict[str, np.ndarray]:
+    """One replica's probe values on the host, in one copy: {metric: values by layer}.
+    A row of length L is per layer (1..L); of length 1, network-level (layer 0)."""
+    rows = [v[replica] for v in values.values()]
+    flat = torch.cat(rows).cpu().numpy()
+    ends = np.cumsum([len(r) for r in rows])[:-1]
+    return dict(zip(values, np.split(flat, ends), strict=True))
+
+
+def row_layers(row: np.ndarray) -> np.ndarray:
+    """The layer numbers of a host row: 1..L, or the network sentinel 0."""
+    return np.arange(1, len(row) + 1, dtype=np.int32) if len(row) > 1 else np.zeros(1, np.int32)
+
+
 def to_frame(
     values: dict[str, torch.Tensor], step: int = 0, run_id: str = "", seeds: list[int] | None = None
 ) -> pd.DataFrame:
-    """Probe values as tidy rows ``run_id, seed, step, layer, metric, value`` (one host copy)."""
-    metrics = list(values)
-    stacked = torch.stack([values[m] for m in metrics]).cpu().numpy()  # (M, R, L)
-    m, r, l = stacked.shape
-    seeds = list(range(r)) if seeds is None else seeds
-    frame = pd.DataFrame(
-        {
-            "run_id": run_id,
-            "seed": np.repeat(np.asarray(seeds, dtype=np.int64)[None, :, None], l, 2)
-            .repeat(m, 0)
-            .ravel(),
-            "step": np.int64(step),
-            "layer": np.tile(np.arange(1, l + 1, dtype=np.int32), m * r),
-            "metric": np.repeat(metrics, r * l),
-            "value": stacked.ravel(),
-        }
-    )
-    return frame[METRICS_SCHEMA.names]
+    """Probe values as tidy rows ``run_id, seed, step, layer, metric, value``."""
+    replicas = next(iter(values.values())).shape[0]
+    seeds = list(range(replicas)) if seeds is None else seeds
+    parts = []
+    for r in range(replicas):
+        for metric, row in host_rows(values, r).items():
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "run_id": run_id,
+                        "seed": np.int64(seeds[r]),
+                        "step": np.int64(step),
+                        "layer": row_layers(row),
+                        "metric": metric,
+                        "value": row,
+                    }
+                )
+            )
+    return pd.concat(parts, ignore_index=True)[METRICS_SCHEMA.names]
 
 
 def measure(

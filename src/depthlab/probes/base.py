@@ -2,8 +2,9 @@
 
 A probe takes a :class:`ProbeInput` and returns ``{metric: values}`` with ``values`` a
 float64 tensor of shape (R, L): one value per replica and layer l = 1..L, NaN where the
-metric does not apply. Values stay on the model's device; the caller reads them back in
-bulk, so probing costs no host synchronisation per layer.
+metric does not apply; or (R, 1) for a network-level value (logged at layer 0). Values
+stay on the model's device; the caller reads them back in bulk, so probing costs no host
+synchronisation per layer.
 """
 
 from __future__ import annotations
@@ -34,7 +35,17 @@ UPDATES = "updates"
 PRESETS: dict[str, tuple[str, ...]] = {
     "minimal": ("delta", "grads"),
     "default": ("delta", "grads", "preacts", "acts"),
-    "full": ("delta", "grads", "preacts", "acts", "units", "residual", UPDATES, "histogram"),
+    "full": (
+        "delta",
+        "grads",
+        "preacts",
+        "acts",
+        "units",
+        "residual",
+        UPDATES,
+        "histogram",
+        "jacobian",
+    ),
 }
 
 
