@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # figures render off-screen in tests
 
 from depthlab.config import Config
 from depthlab.data import Teacher

@@ -236,3 +236,25 @@ def critical_sigma_b2(
     return float(
         optimize.brentq(lambda b: chi_1(activation, sigma_w2, b) - 1.0, low, high, xtol=1e-14)
     )
+
+
+def phase_diagram(activation: str, sigma_w2: np.ndarray, sigma_b2: np.ndarray):
+    """chi_1 and 6 xi_c over a (sigma_w2, sigma_b2) grid, as a tidy DataFrame with columns
+    sigma_w2, sigma_b2, chi_1, xi_c, trainable_depth (= 6 xi_c, Schoenholz et al. 2017:
+    signals survive through about 6 xi_c layers)."""
+    import pandas as pd
+
+    rows = []
+    for b in np.asarray(sigma_b2, dtype=float):
+        for w in np.asarray(sigma_w2, dtype=float):
+            xi = xi_c(activation, w, b)
+            rows.append(
+                {
+                    "sigma_w2": w,
+                    "sigma_b2": b,
+                    "chi_1": chi_1(activation, w, b),
+                    "xi_c": xi,
+                    "trainable_depth": 6 * xi,
+                }
+            )
+    return pd.DataFrame(rows)
