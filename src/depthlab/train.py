@@ -292,7 +292,14 @@ def _train(
             optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()
         if probe:
-            probed.append((step, compute(model, capture.tensors, probes)))
+            probed.append(
+                (
+                    step,
+                    compute(
+                        model, capture.tensors, probes, lambda: loss_fn(model(x), y, data.task)
+                    ),
+                )
+            )
         return losses
 
     def weights() -> list[torch.Tensor]:

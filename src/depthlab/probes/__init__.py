@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import torch
 
 from depthlab.losses import LOSSES
 from depthlab.model import MLP
-from depthlab.probes import jacobian  # noqa: F401  (registers the jacobian probe)
+from depthlab.probes import curvature, jacobian  # noqa: F401  (register their probes)
 from depthlab.probes.base import PRESETS, PROBES, UPDATES, ProbeInput, probe_names
 from depthlab.probes.capture import Capture, LayerTensors
 from depthlab.probes.layer_stats import update_ratio  # importing registers the probes
@@ -30,12 +32,18 @@ __all__ = [
 ]
 
 
-def compute(model: MLP, tensors: LayerTensors, names: list[str]) -> dict[str, torch.Tensor]:
-    """Run the probes ``names`` on one captured pass: {metric: (R, L) float64 tensor}."""
+def compute(
+    model: MLP,
+    tensors: LayerTensors,
+    names: list[str],
+    objective: Callable[[], torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Run the probes ``names`` on one captured pass: {metric: (R, L) float64 tensor}.
+    ``objective`` recomputes the pass's per-replica losses (for curvature)."""
     values: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for name in names:
-            values.update(PROBES[name](ProbeInput(model, tensors)))
+            values.update(PROBES[name](ProbeInput(model, tensors, objective)))
     return values
 
 
@@ -90,6 +98,10 @@ def measure(
     Returns the tidy frame that run records hold (step 0, seed = replica index)."""
     names = probe_names(probes)
     model.zero_grad(set_to_none=True)
+
+    def objective() -> torch.Tensor:
+        return LOSSES[loss](model(x), y, task)
+
     with Capture(model) as capture:
-        LOSSES[loss](model(x), y, task).sum().backward()
-    return to_frame(compute(model, capture.tensors, names))
+        objective().sum().backward()
+    return to_frame(compute(model, capture.tensors, names, objective))

@@ -21,10 +21,13 @@ from depthlab.registry import Registry
 
 @dataclass(frozen=True)
 class ProbeInput:
-    """What a probe sees: the model (after backward, before the update) and one pass."""
+    """What a probe sees: the model (after backward, before the update), one captured pass,
+    and the objective of that pass (a callable giving the per-replica losses of the same
+    batch again, for probes that need more passes, such as curvature)."""
 
     model: MLP
     tensors: LayerTensors
+    objective: Callable[[], torch.Tensor] | None = None
 
 
 ProbeFn = Callable[[ProbeInput], dict[str, torch.Tensor]]
