@@ -295,6 +295,8 @@ def test_probe_schedule(tiny: Config, tmp_path: Path) -> None:
 
     probes = MinimalProbes(every=5, log_points=4)
     assert probes.steps(12) == {0, 1, 2, 5, 10, 12}  # every 5, last, geomspace(1, 12, 4)
+    assert probes.costly_steps(12) == {0, 12}
+    assert MinimalProbes(every=5, costly_every=10).costly_steps(12) == {0, 10, 12}
     result = train(dataclasses.replace(tiny, probes=probes, steps=12), tmp_path)
     df = read_metrics(tmp_path)
     delta = df[df["metric"] == "delta_norm"]
@@ -402,3 +404,14 @@ def test_runs_record_the_mean_field_prediction(tmp_path: Path) -> None:
     normed = train(dataclasses.replace(cfg, norm="batchnorm"), tmp_path / "bn")
     assert normed.row["theory"].startswith("not applicable: batchnorm")
     assert "predicted_delta_ratio" not in set(read_metrics(tmp_path / "bn")["metric"])
+
+
+def test_costly_probes_run_at_fewer_steps(tiny: Config, tmp_path: Path) -> None:
+    from depthlab.probes.schedule import MinimalProbes
+
+    probes = MinimalProbes(names=["minimal", "jacobian", "curvature"], every=2)
+    train(dataclasses.replace(tiny, probes=probes, steps=6), tmp_path)
+    df = read_metrics(tmp_path)
+    assert set(df[df["metric"] == "delta_norm"]["step"]) == {0, 2, 4, 6}
+    for metric in ("jacobian_sv2_var", "hessian_min"):
+        assert set(df[df["metric"] == metric]["step"]) == {0, 6}

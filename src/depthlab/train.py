@@ -35,6 +35,7 @@ from depthlab.data import CLASSIFICATION, DataSet, load_data
 from depthlab.losses import LOSSES, accuracy
 from depthlab.model import MLP
 from depthlab.probes import (
+    COSTLY,
     UPDATES,
     Capture,
     compute,
@@ -281,6 +282,7 @@ def _train(
     final: dict[str, float] = {}
     pending: list[torch.Tensor] = []  # batch losses not yet read back from the device
     probe_steps = cfg.probes.steps(cfg.steps)
+    costly_steps = cfg.probes.costly_steps(cfg.steps)
     probes = probe_names(cfg.probes.names) if probe_steps else []
     probed: list[tuple[int, dict[str, torch.Tensor]]] = []  # probe values not yet logged
     layers = np.arange(1, model.num_layers + 1)
@@ -292,14 +294,12 @@ def _train(
             optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()
         if probe:
-            probed.append(
-                (
-                    step,
-                    compute(
-                        model, capture.tensors, probes, lambda: loss_fn(model(x), y, data.task)
-                    ),
-                )
-            )
+            names = probes if step in costly_steps else [n for n in probes if n not in COSTLY]
+
+            def objective() -> torch.Tensor:
+                return loss_fn(model(x), y, data.task)
+
+            probed.append((step, compute(model, capture.tensors, names, objective)))
         return losses
 
     def weights() -> list[torch.Tensor]:

@@ -11,12 +11,13 @@ import torch
 from depthlab.losses import LOSSES
 from depthlab.model import MLP
 from depthlab.probes import curvature, jacobian  # noqa: F401  (register their probes)
-from depthlab.probes.base import PRESETS, PROBES, UPDATES, ProbeInput, probe_names
+from depthlab.probes.base import COSTLY, PRESETS, PROBES, UPDATES, ProbeInput, probe_names
 from depthlab.probes.capture import Capture, LayerTensors
 from depthlab.probes.layer_stats import update_ratio  # importing registers the probes
 from depthlab.records import METRICS_SCHEMA
 
 __all__ = [
+    "COSTLY",
     "PRESETS",
     "PROBES",
     "UPDATES",

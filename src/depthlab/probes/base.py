@@ -35,6 +35,8 @@ PROBES: Registry[ProbeFn] = Registry("probe")
 
 # "updates" (update_ratio) is measured by the training loop around the optimiser step.
 UPDATES = "updates"
+# Probes that cost many passes; a schedule runs them at fewer steps (``costly_every``).
+COSTLY = ("jacobian", "curvature")
 PRESETS: dict[str, tuple[str, ...]] = {
     "minimal": ("delta", "grads"),
     "default": ("delta", "grads", "preacts", "acts"),

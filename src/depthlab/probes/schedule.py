@@ -3,7 +3,9 @@
 Options ``minimal``, ``default``, ``full`` and ``none`` name the probes they run (presets of
 :data:`depthlab.probes.base.PRESETS`, or an explicit list: ``probes.names=[delta,acts]``)
 and share one schedule: step 0 (before any update) and the last step always, every
-``every`` steps (0: no others), and ``log_points`` log-spaced steps in 1..steps.
+``every`` steps (0: no others), and ``log_points`` log-spaced steps in 1..steps. The costly
+probes (jacobian, curvature: seconds a step at depth 100) run only at step 0, the last
+step and every ``costly_every`` steps of those.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class ProbeSchedule:
     names: list[str] = field(default_factory=list)
     every: int = 50  # probed steps cost several plain steps at depth 100 (see README)
     log_points: int = 0
+    costly_every: int = 0  # jacobian and curvature: step 0, the last step, and every n (0: no)
 
     def steps(self, total: int) -> set[int]:
         """The steps in 0..total at which the probes run (empty without probes)."""
@@ -39,13 +42,20 @@ class ProbeSchedule:
             )
         return chosen
 
+    def costly_steps(self, total: int) -> set[int]:
+        """The steps at which the costly probes (jacobian, curvature) run, if selected."""
+        chosen = {0, total}
+        if self.costly_every > 0:
+            chosen.update(range(0, total + 1, self.costly_every))
+        return chosen & self.steps(total)
+
     def check(self, key: str = "probes") -> None:
         for name in self.names:
             if name not in PROBES and name not in PRESETS:
                 raise ConfigError(
                     f"{key}.names", name, [*PRESETS, *PROBES.names()], "unknown probe"
                 )
-        for field_name in ("every", "log_points"):
+        for field_name in ("every", "log_points", "costly_every"):
             value = getattr(self, field_name)
             if not (isinstance(value, int) and 0 <= value < 2**62):
                 raise ConfigError(f"{key}.{field_name}", value, "an integer >= 0")
