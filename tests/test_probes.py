@@ -299,3 +299,15 @@ def test_depth_100_sigmoid_is_measured_in_float64() -> None:
     expected = [np.sqrt((d**2).sum(0).mean()) for d in ref.deltas]
     assert norms[0] < 1e-40
     np.testing.assert_allclose(norms, expected, rtol=1e-10)
+
+
+def test_an_exactly_zero_delta_is_measured_as_zero_not_underflow() -> None:
+    """A layer of ReLUs that are all off stops the backward pass exactly: its delta and every
+    delta below it are true zeros (found in review: they were flagged as underflow)."""
+    model = network("relu", 4, INITS["kaiming_normal"](), width=16)
+    with torch.no_grad():
+        model.layer(3).linear.bias.fill_(-100.0)
+    frame = measure(model, *batch(8, 6), "squared", CLASSIFICATION, ["delta"])
+    norms = per_layer(frame, "delta_norm")
+    assert norms[:3].tolist() == [0.0, 0.0, 0.0] and norms[3] == 0.0 and norms[4] > 0
+    assert not per_layer(frame, "delta_underflow").any()

@@ -387,8 +387,12 @@ def _train(
                 if index is None
                 else (data.x_train[index], data.y_train[index])
             )
-            backward(x, y, probe=True)
-            optimizer.zero_grad(set_to_none=True)
+            kept = [b.clone() for b in model.buffers()]  # this extra pass must not move
+            backward(x, y, probe=True)  # batchnorm's running averages: the model returned
+            optimizer.zero_grad(set_to_none=True)  # is the one the final figures describe
+            with torch.no_grad():
+                for buffer, saved in zip(model.buffers(), kept, strict=True):
+                    buffer.copy_(saved)
         log_probes()
     status = "ok" if diverged_step is None else "diverged"
     final["theory"] = theory_reason(cfg) or "mean_field"

@@ -91,6 +91,7 @@ class Capture:
             t = self.tensors
             t.inputs[index], t.outputs[index] = inputs[0], a
             # the residual branch alpha h^l = a^l - a^{l-1} (skip layers only)
-            t.branches[index] = a - inputs[0] if module.skip else None
+            with torch.no_grad():  # a measurement, not part of the graph
+                t.branches[index] = a - inputs[0] if module.skip else None
 
         return hook

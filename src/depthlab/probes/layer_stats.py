@@ -4,9 +4,9 @@ Reductions (each value is per replica r and layer l):
 
 - ``delta_norm``: RMS over the batch of the per-sample L2 norm of delta_i^l = dJ_i/dz^l,
   sqrt(mean_i ||delta_i^l||^2); the per-sample delta is B times autograd's gradient of the
-  batch-mean loss. Computed in float64. Where delta^l is exactly zero although a layer above
-  it is not, the true value fell below the dtype's range: it is recorded as NaN with
-  ``delta_underflow`` = 1 (0 elsewhere), never as a measured 0.
+  batch-mean loss. Computed in float64. Where delta^l is exactly zero although it could not
+  be (see :func:`underflowed`), the true value fell below the dtype's range: it is recorded
+  as NaN with ``delta_underflow`` = 1 (0 elsewhere), never as a measured 0.
 - ``delta_mean_abs``: mean over batch and units of |delta_ij^l|.
 - ``delta_nonfinite``, ``preact_nonfinite``: 1 where delta^l or z^l holds a NaN or inf, else
   0 (read off the reductions above, at no extra cost); a diverging run records the first
@@ -70,6 +70,35 @@ def _sumsq(t: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(t.flatten(2), dim=2, dtype=F64).pow(2)
 
 
+def underflowed(p: ProbeInput, sq: torch.Tensor) -> torch.Tensor:
+    """(R, L) True where delta^l is exactly zero only because its true value fell below the
+    dtype's range. A zero can also be exact: delta^l = (W^{l+1})^T delta^{l+1} (.) phi'(u^l)
+    vanishes when phi' is 0 on every unit and sample (a layer of ReLUs that are all off) or
+    when delta^{l+1} is itself an exact zero. Going down from the output layer, a zero is
+    exact if one of those holds, and an underflow otherwise."""
+    zero = sq == 0
+    if not bool(zero[:, :-1].any()):  # one host sync per probed step, not per layer
+        return torch.zeros_like(zero)
+    dead = all_slopes_zero(p)  # (R, L)
+    exact = torch.zeros_like(zero)
+    exact[:, -1] = zero[:, -1]
+    for l in range(sq.shape[1] - 2, -1, -1):
+        exact[:, l] = zero[:, l] & (dead[:, l] | exact[:, l + 1])
+    return zero & ~exact
+
+
+def all_slopes_zero(p: ProbeInput) -> torch.Tensor:
+    """(R, L): phi'(u^l) = 0 for every unit and sample (by autograd through each phi)."""
+    flags = []
+    for l, u in enumerate(p.tensors.normed, start=1):
+        x = u.detach().requires_grad_(True)
+        with torch.enable_grad():
+            h = p.model.layer(l).activation(x)
+            (slope,) = torch.autograd.grad(h, x, torch.ones_like(h))
+        flags.append((slope == 0).flatten(1).all(dim=1))
+    return torch.stack(flags, dim=1)
+
+
 @PROBES.register("delta")
 def delta(p: ProbeInput) -> dict[str, torch.Tensor]:
     """delta_norm, delta_mean_abs and delta_underflow of every layer (see module docstring)."""
@@ -81,10 +110,7 @@ def delta(p: ProbeInput) -> dict[str, torch.Tensor]:
     mean_abs = abs_sum / torch.tensor(
         [g[0, 0].numel() for g in t.grads], dtype=F64, device=sq.device
     )  # mean_ij |B g_ij|
-    # exactly zero at l although some layer above is not: the true value underflowed
-    nonzero = (sq > 0).int()
-    above = nonzero.flip(1).cumsum(1).flip(1) - nonzero  # non-zero layers strictly above l
-    underflow = (sq == 0) & (above > 0)
+    underflow = underflowed(p, sq)
     nan = torch.full_like(sq, float("nan"))
     return {
         "delta_norm": torch.where(underflow, nan, sq.sqrt()),
@@ -155,7 +181,7 @@ def histogram(p: ProbeInput) -> dict[str, torch.Tensor]:
     def counts(g: torch.Tensor) -> torch.Tensor:  # (K, R, B, n) -> (K, R, bins + 1)
         k, r = g.shape[:2]
         magnitude = (g.to(F64) * b).abs().flatten(2)
-        index = torch.bucketize(magnitude.clamp_min(1e-300).log10(), edges)
+        index = torch.bucketize(magnitude.clamp_min(1e-300).log10(), edges, right=True)
         index = torch.where(magnitude == 0, bins, index)  # the zero bin
         offset = torch.arange(k * r, device=g.device).view(k, r, 1) * (bins + 1)
         total = torch.bincount((index + offset).flatten(), minlength=k * r * (bins + 1))
