@@ -107,15 +107,19 @@ def fixed_point(
     activation: str, sigma_w2: float, sigma_b2: float, q0: float = 1.0, tol: float = 1e-13
 ) -> float:
     """q*, by iterating the length map from q0 (inf when q grows without bound)."""
-    q = q0
+    return _iterate(lambda q: length_map(activation, sigma_w2, sigma_b2, q), q0, tol, relative=True)
+
+
+def _iterate(step, x: float, tol: float, relative: bool = False) -> float:
+    """x, step(x), step(step(x)), ... until it settles (inf when it grows without bound)."""
     for _ in range(MAX_ITER):
-        nxt = length_map(activation, sigma_w2, sigma_b2, q)
+        nxt = step(x)
         if not np.isfinite(nxt) or nxt > Q_INFINITE:
             return float("inf")
-        if abs(nxt - q) <= tol * max(1.0, q):
+        if abs(nxt - x) <= tol * (max(1.0, x) if relative else 1.0):
             return nxt
-        q = nxt
-    return q
+        x = nxt
+    return x
 
 
 def chi_1(activation: str, sigma_w2: float, sigma_b2: float) -> float:
@@ -147,13 +151,9 @@ def correlation_fixed_point(
 ) -> float:
     """c*: the stable fixed point of the correlation map (1 in the ordered phase)."""
     q = fixed_point(activation, sigma_w2, sigma_b2)
-    c = c0
-    for _ in range(MAX_ITER):
-        nxt = min(1.0, correlation_map(activation, sigma_w2, sigma_b2, q, c))
-        if abs(nxt - c) < 1e-12:
-            return nxt
-        c = nxt
-    return c
+    return _iterate(
+        lambda c: min(1.0, correlation_map(activation, sigma_w2, sigma_b2, q, c)), c0, 1e-12
+    )
 
 
 def xi_c(activation: str, sigma_w2: float, sigma_b2: float) -> float:
