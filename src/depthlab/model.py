@@ -19,7 +19,8 @@ seeds of one configuration train as one model. R = 1 is an ordinary run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,21 @@ from depthlab.activations import ACTIVATIONS
 from depthlab.inits import Init
 
 NORMS = ("none", "batchnorm", "layernorm")
+
+
+@contextlib.contextmanager
+def preserved_buffers(module: nn.Module) -> Iterator[None]:
+    """Extra forward passes inside the block (probes) leave the buffers, i.e. batchnorm's
+    running averages, as they were: measuring must not change the model."""
+    kept = [b.clone() for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, saved in zip(module.buffers(), kept, strict=True):
+                buffer.copy_(saved)
+
+
 NORM_EPS = 1e-5
 
 

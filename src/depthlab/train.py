@@ -33,7 +33,7 @@ from depthlab import theory
 from depthlab.config import DTYPES, Config, resolve_device, resolve_loss, validate
 from depthlab.data import CLASSIFICATION, DataSet, load_data
 from depthlab.losses import LOSSES, accuracy
-from depthlab.model import MLP
+from depthlab.model import MLP, preserved_buffers
 from depthlab.probes import (
     COSTLY,
     UPDATES,
@@ -387,12 +387,10 @@ def _train(
                 if index is None
                 else (data.x_train[index], data.y_train[index])
             )
-            kept = [b.clone() for b in model.buffers()]  # this extra pass must not move
-            backward(x, y, probe=True)  # batchnorm's running averages: the model returned
-            optimizer.zero_grad(set_to_none=True)  # is the one the final figures describe
-            with torch.no_grad():
-                for buffer, saved in zip(model.buffers(), kept, strict=True):
-                    buffer.copy_(saved)
+            # the model returned must be the one the final figures describe
+            with preserved_buffers(model):
+                backward(x, y, probe=True)
+            optimizer.zero_grad(set_to_none=True)
         log_probes()
     status = "ok" if diverged_step is None else "diverged"
     final["theory"] = theory_reason(cfg) or "mean_field"

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
+from depthlab.model import preserved_buffers
 from depthlab.probes.base import PROBES, ProbeInput
 
 LANCZOS_VECTORS = 12
@@ -26,8 +27,12 @@ def hessian_extremes(
     """(largest, smallest) eigenvalue of the Hessian of replica ``replica``'s loss, from
     ``objective()`` (per-replica losses), by Lanczos on Hessian-vector products. Batchnorm
     running averages are put back afterwards: probing changes nothing."""
+    with preserved_buffers(model):
+        return _extremes(model, objective, replica, seed)
+
+
+def _extremes(model: torch.nn.Module, objective, replica: int, seed: int) -> tuple[float, float]:
     params = [p for p in model.parameters() if p.requires_grad]
-    buffers = [b.clone() for b in model.buffers()]
     with torch.enable_grad():
         loss = objective()[replica]
         grads = torch.autograd.grad(loss, params, create_graph=True)
@@ -64,9 +69,6 @@ def hessian_extremes(
             extremes.append(float(values[0]))
         except ArpackNoConvergence as exc:  # report the best estimate, never fail a run
             extremes.append(float(exc.eigenvalues[0]) if len(exc.eigenvalues) else np.nan)
-    with torch.no_grad():
-        for b, saved in zip(model.buffers(), buffers, strict=True):
-            b.copy_(saved)
     return extremes[0], extremes[1]
 
 

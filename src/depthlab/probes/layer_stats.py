@@ -89,14 +89,20 @@ def underflowed(p: ProbeInput, sq: torch.Tensor) -> torch.Tensor:
 
 def all_slopes_zero(p: ProbeInput) -> torch.Tensor:
     """(R, L): phi'(u^l) = 0 for every unit and sample (by autograd through each phi)."""
-    flags = []
+    flags = [(slope == 0).flatten(1).all(dim=1) for _, slope in activations_and_slopes(p)]
+    return torch.stack(flags, dim=1)
+
+
+def activations_and_slopes(p: ProbeInput) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(phi(u^l), phi'(u^l)) for l = 1..L, phi' by autograd through each layer's own phi."""
+    pairs = []
     for l, u in enumerate(p.tensors.normed, start=1):
         x = u.detach().requires_grad_(True)
         with torch.enable_grad():
             h = p.model.layer(l).activation(x)
             (slope,) = torch.autograd.grad(h, x, torch.ones_like(h))
-        flags.append((slope == 0).flatten(1).all(dim=1))
-    return torch.stack(flags, dim=1)
+        pairs.append((h.detach(), slope))
+    return pairs
 
 
 @PROBES.register("delta")
@@ -210,14 +216,10 @@ def units(p: ProbeInput) -> dict[str, torch.Tensor]:
     """
     derivatives, saturated = [], []
     names = [p.model.activation] * (p.model.num_layers - 1) + [p.model.output_activation]
-    for l, u in enumerate(p.tensors.normed, start=1):
-        x = u.detach().requires_grad_(True)
-        with torch.enable_grad():
-            h = p.model.layer(l).activation(x)
-            (dphi,) = torch.autograd.grad(h, x, torch.ones_like(h))
+    for name, (h, dphi) in zip(names, activations_and_slopes(p), strict=True):
         derivatives.append(dphi)
-        center, half_width = SATURATION.get(names[l - 1], (0.0, float("inf")))
-        saturated.append((h.detach() - center).abs() > half_width)
+        center, half_width = SATURATION.get(name, (0.0, float("inf")))
+        saturated.append((h - center).abs() > half_width)
     n = torch.tensor([d[0].numel() for d in derivatives], dtype=F64, device=derivatives[0].device)
     no_rule = torch.tensor([name not in SATURATION for name in names], device=derivatives[0].device)
     (saturation,) = by_layer(saturated, _sum)
