@@ -6,12 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import at_init
 
 from depthlab import plots, theory
-from depthlab.config import Config
 from depthlab.data import Teacher
-from depthlab.inits import Gaussian
-from depthlab.probes.schedule import MinimalProbes
 from depthlab.results import load_sweep
 from depthlab.train import train
 
@@ -31,18 +29,7 @@ def test_phase_diagram_data_and_figure() -> None:
 def test_delta_profile_draws_measurement_and_theory_for_a_sweep(tmp_path: Path) -> None:
     data = Teacher(in_dim=32, num_train=128, num_test=16)
     for job, sigma_w2 in enumerate((1.0, 2.5)):
-        cfg = Config(
-            depth=8,
-            width=64,
-            activation="tanh",
-            data=data,
-            steps=0,
-            batch_size=128,
-            init=Gaussian(sigma_w2=sigma_w2, sigma_b2=0.05),
-            probes=MinimalProbes(),
-            dtype="float64",
-        )
-        train(cfg, tmp_path / str(job))
+        train(at_init(data, 128, depth=8, width=64, sigma_w2=sigma_w2), tmp_path / str(job))
     fig = plots.delta_profile(load_sweep(tmp_path))
     ax = fig.axes[0]
     assert ax.get_yscale() == "log" and ax.get_legend().get_title().get_text() == "init.sigma_w2"

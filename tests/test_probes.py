@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+from helpers import per_layer
 
 from depthlab.activations import ACTIVATIONS
 from depthlab.data import CLASSIFICATION
@@ -36,11 +36,6 @@ def network(
 def batch(n: int, d: int, k: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, d, generator=g, dtype=F64), torch.randint(0, k, (n,), generator=g)
-
-
-def per_layer(frame: pd.DataFrame, metric: str) -> np.ndarray:
-    rows = frame[(frame["metric"] == metric) & (frame["seed"] == 0)].sort_values("layer")
-    return rows["value"].to_numpy()
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "gelu", "linear"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import per_layer
 
 from depthlab import theory
 from depthlab.activations import ACTIVATIONS
@@ -114,7 +115,7 @@ def test_measured_ratios_match_the_prediction(
     x = torch.randn(64, 512, generator=g, dtype=torch.float64)
     y = torch.randint(0, 10, (64,), generator=g)
     frame = measure(model, x, y, "cross_entropy", CLASSIFICATION, "minimal")
-    norms = frame[frame["metric"] == "delta_norm"].sort_values("layer")["value"].to_numpy()
+    norms = per_layer(frame, "delta_norm")
     measured = norms[: depth - 1] ** 2 / norms[1:depth] ** 2  # l = 1..29, hidden to hidden
     q1 = theory.input_length(sigma_w2, sigma_b2, float(x.pow(2).mean()))
     predicted = theory.predicted_ratios(activation, sigma_w2, sigma_b2, q1, depth - 1)

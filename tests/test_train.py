@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import at_init, per_layer
 
 import depthlab.train as train_module
 from depthlab.config import Config
@@ -344,21 +345,10 @@ def test_a_diverging_run_records_where_it_broke(tiny: Config, tmp_path: Path) ->
 
 def test_recorded_probes_equal_the_oracle(tmp_path: Path) -> None:
     """The records of a real run (full batch, step 0) hold the textbook delta norms."""
-    from depthlab.probes.schedule import MinimalProbes
     from depthlab.reference import ReferenceMLP
 
     data = Quadratic(num_train=50)
-    cfg = Config(
-        depth=6,
-        width=12,
-        activation="tanh",
-        data=data,
-        batch_size=50,
-        steps=0,
-        dtype="float64",
-        init=Gaussian(sigma_w2=1.5, sigma_b2=0.05),
-        probes=MinimalProbes(),
-    )
+    cfg = dataclasses.replace(at_init(data, 50, depth=6, width=12), loss="squared")
     train(cfg, tmp_path)
     df = read_metrics(tmp_path)
     ds = load_data(data, CPU, torch.float64)
@@ -369,38 +359,25 @@ def test_recorded_probes_equal_the_oracle(tmp_path: Path) -> None:
         ("delta_norm", [np.sqrt((d**2).sum(0).mean()) for d in ref.deltas]),
         ("weight_grad_norm", [np.linalg.norm(g) for g in ref.weight_grads]),
     ):
-        got = df[df["metric"] == metric].sort_values("layer")["value"].to_numpy()
-        np.testing.assert_allclose(got, expected, rtol=1e-10)
+        np.testing.assert_allclose(per_layer(df, metric), expected, rtol=1e-10)
 
 
 def test_runs_record_the_mean_field_prediction(tmp_path: Path) -> None:
     """Step 0 carries theory's per-layer ratio beside the measured one; batchnorm says why
     it has none."""
     from depthlab.data import Teacher
-    from depthlab.probes.schedule import MinimalProbes
 
-    data = Teacher(in_dim=64, num_train=256, num_test=32)
-    cfg = Config(
-        depth=12,
-        width=256,
-        activation="tanh",
-        data=data,
-        batch_size=256,
-        steps=0,
-        dtype="float64",
-        init=Gaussian(sigma_w2=1.5, sigma_b2=0.05),
-        probes=MinimalProbes(),
-    )
+    cfg = at_init(Teacher(in_dim=64, num_train=256, num_test=32), 256, depth=12, width=256)
     result = train(cfg, tmp_path / "plain")
     df = read_metrics(tmp_path / "plain")
-    predicted = df[df["metric"] == "predicted_delta_ratio"].sort_values("layer")["value"]
-    norms = df[df["metric"] == "delta_norm"].sort_values("layer")["value"].to_numpy()
+    predicted = per_layer(df, "predicted_delta_ratio")
+    norms = per_layer(df, "delta_norm")
     measured = norms[:-1] ** 2 / norms[1:] ** 2
     assert len(predicted) == 12 and result.row["theory"] == "mean_field"
-    assert np.median(measured[:11] / predicted.to_numpy()[:11]) == pytest.approx(1.0, abs=0.1)
-    log_norm = df[df["metric"] == "predicted_log_delta_norm"].sort_values("layer")["value"]
-    assert log_norm.iloc[-1] == 0.0 and len(log_norm) == 13
-    np.testing.assert_allclose(np.diff(log_norm.to_numpy()), -0.5 * np.log(predicted.to_numpy()))
+    assert np.median(measured[:11] / predicted[:11]) == pytest.approx(1.0, abs=0.1)
+    log_norm = per_layer(df, "predicted_log_delta_norm")
+    assert log_norm[-1] == 0.0 and len(log_norm) == 13
+    np.testing.assert_allclose(np.diff(log_norm), -0.5 * np.log(predicted))
     normed = train(dataclasses.replace(cfg, norm="batchnorm"), tmp_path / "bn")
     assert normed.row["theory"].startswith("not applicable: batchnorm")
     assert "predicted_delta_ratio" not in set(read_metrics(tmp_path / "bn")["metric"])
