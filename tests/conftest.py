@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -23,3 +24,35 @@ def tiny() -> Config:
         batch_size=32,
         data=Teacher(in_dim=8, num_outputs=3, num_train=256, num_test=64),
     )
+
+
+@pytest.fixture(scope="session")
+def quick_sweep(tmp_path_factory: pytest.TempPathFactory):
+    """``quick_sweep("vanishing")``: the folder of ``+experiment=vanishing_quick``, run once
+    per test session (a subprocess, as a user runs it) and shared by every test that asks."""
+    import subprocess
+    import sys
+
+    made: dict[str, Path] = {}
+
+    def run(study: str) -> Path:
+        if study not in made:
+            folder = tmp_path_factory.mktemp(f"quick_{study}")
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "depthlab.run",
+                    "-m",
+                    f"+experiment={study}_quick",
+                    f"hydra.sweep.dir={folder}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            made[study] = folder
+        return made[study]
+
+    return run

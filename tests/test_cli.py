@@ -144,6 +144,13 @@ def test_regular_install_ships_conf_and_runs_anywhere(tmp_path: Path) -> None:
     (wheel,) = (tmp_path / "dist").glob("depthlab-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "depthlab/conf/config.yaml" in names
+    # every subpackage and every preset (an editable install elsewhere on the path could
+    # otherwise hide a package missing from the wheel)
+    src = root / "src"
+    for init in src.glob("depthlab/**/__init__.py"):
+        assert init.relative_to(src).as_posix() in names
+    for preset in (root / "conf").glob("**/*.yaml"):
+        assert f"depthlab/conf/{preset.relative_to(root / 'conf').as_posix()}" in names
     site = tmp_path / "site"
     install = subprocess.run(
         [

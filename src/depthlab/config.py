@@ -60,6 +60,7 @@ class Config:
     dtype: str = "float32"  # float32 | float64
     probes: Any = field(default_factory=DefaultProbes)  # group: none|minimal|default|full
     flush_denormal: bool = True  # flush subnormal floats to zero on CPU (about 4x faster)
+    study: str = ""  # the study preset that set this run up (+experiment=NAME), for reports
 
 
 def register_configs(store: ConfigStore | None = None) -> None:

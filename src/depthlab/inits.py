@@ -44,6 +44,11 @@ class Init:
     def check(self, key: str = "init") -> None:
         """Raise ConfigError for a parameter out of range; ``key`` prefixes the field names."""
 
+    def branch_gain(self, branches: int) -> float:
+        """Factor on the weights of each residual branch (hidden layers 2..L-1 with
+        ``residual=true``; ``branches`` of them), applied after drawing. 1: a plain init."""
+        return 1.0
+
     def mean_field(self, fan_in: int, fan_out: int) -> tuple[float, float]:
         """(sigma_w2, sigma_b2) of mean-field theory for a layer of these fans:
         sigma_w2 = fan_in Var(W_ij), sigma_b2 = Var(b_i). For orthogonal weights this is the
@@ -288,3 +293,42 @@ class Orthogonal(_ZeroMeanBias):
     def check(self, key: str = "init") -> None:
         _require_positive(f"{key}.gain", self.gain)
         super().check(key)
+
+
+@INITS.register_option
+@dataclass
+class Fixup(Gaussian):
+    """Fixup-style (Zhang et al. 2019): Gaussian N(0, sigma_w2 / fan_in) weights, with every
+    residual branch's weights then scaled by B^{-1/2} for B branches.
+
+    Why B^{-1/2}: a block a^l = a^{l-1} + phi(W^l a^{l-1}) multiplies the signal's second
+    moment by about (1 + g^2 sigma_w2 E[phi'^2]-like factor); with g^2 = 1/B the product over B
+    blocks stays bounded (for ReLU and sigma_w2 = 2 it tends to e), where g = 1 grows like 2^B.
+    Fixup's own rule L^{-1/(2m-2)} is for branches of m >= 2 layers; ours have one. On a
+    plain network (no branches) this is the Gaussian init, so one sweep can compare both.
+    """
+
+    name: str = "fixup"
+    sigma_w2: float = 2.0
+
+    def branch_gain(self, branches: int) -> float:
+        return branches**-0.5 if branches > 0 else 1.0
+
+
+@INITS.register_option
+@dataclass
+class SkipInit(Gaussian):
+    """SkipInit-style (De & Smith 2020): Gaussian N(0, sigma_w2 / fan_in) weights outside the
+    residual branches, zero weights inside them, so every block starts as the identity.
+
+    SkipInit multiplies each branch by a learned scalar that starts at 0; with one-layer
+    branches and phi(0) = 0 (and sigma_b2 = 0), zero branch weights give the same function at
+    initialisation while the branch still receives the gradient delta^l (a^{l-1})^T. On a
+    plain network it is the Gaussian init.
+    """
+
+    name: str = "skipinit"
+    sigma_w2: float = 2.0
+
+    def branch_gain(self, branches: int) -> float:
+        return 0.0

@@ -247,10 +247,15 @@ class MLP(nn.Module):
 
         Within a replica the draws go layer 1..L, weight before bias (nn.Linear's order), so a
         replica's parameters equal those of a one-replica model given the same generator.
+        Residual branches' weights are then multiplied by ``init.branch_gain(branches)``.
         Normalisation layers start at gamma = 1, beta = 0.
         """
         if len(generators) != self.replicas:
             raise ValueError(f"need {self.replicas} generators, got {len(generators)}")
+        branches = sum(layer.skip for layer in self.layers)
+        gain = init.branch_gain(branches)
         for r, generator in enumerate(generators):
             for layer in self.layers:
                 init.fill_(layer.linear.weight[r], layer.linear.bias[r], generator)
+                if layer.skip and gain != 1.0:
+                    layer.linear.weight[r].mul_(gain)

@@ -37,7 +37,8 @@ def summary_table(sweep: Sweep) -> pd.DataFrame:
     ]
     for column, title in FIGURE_COLUMNS.items():
         if column in runs and runs[column].notna().any():
-            table[title] = runs[column]
+            # a swept key may share a title (loss=squared,...): the figure takes the full name
+            table[column if title in table else title] = runs[column]
     return table
 
 

@@ -1,0 +1,112 @@
+"""Transforms shared by the studies: picking steps and layers out of a sweep's tidy frame,
+fitting per-layer slopes, and the command line of the ``analysis/`` scripts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+
+from depthlab.results import Sweep, load_sweep
+from depthlab.studies.base import STUDIES, Verdict, runs_of
+
+NETWORK_LAYER = 0
+
+
+def metric_rows(sweep: Sweep, metric: str, keys: list[str] | None = None) -> pd.DataFrame:
+    """Rows of one metric joined with the run columns ``keys`` (default: swept keys, status)."""
+    if sweep.metrics.empty:
+        return pd.DataFrame(columns=["run_id", "step", "layer", "value"])
+    frame = sweep.frame(keys)
+    return frame[frame["metric"] == metric].copy()
+
+
+def at_step(rows: pd.DataFrame, step: int | str) -> pd.DataFrame:
+    """Rows at ``step`` (an int), or at each run's ``"first"`` / ``"last"`` recorded step."""
+    if isinstance(step, int):
+        return rows[rows["step"] == step]
+    pick = rows.groupby("run_id")["step"].transform("min" if step == "first" else "max")
+    return rows[rows["step"] == pick]
+
+
+def network_curve(
+    sweep: Sweep, metric: str = "loss", keys: list[str] | None = None
+) -> pd.DataFrame:
+    """A network-level metric (layer 0) against step, one curve per run."""
+    rows = metric_rows(sweep, metric, keys)
+    return rows[rows["layer"] == NETWORK_LAYER].sort_values(["run_id", "step"])
+
+
+def log_slope(layers: np.ndarray, values: np.ndarray) -> float:
+    """Least-squares slope of ln(value) against layer, over the finite positive values
+    (nan when fewer than two remain): the per-layer growth rate of a geometric profile."""
+    layers, values = np.asarray(layers, float), np.asarray(values, float)
+    ok = np.isfinite(values) & (values > 0)
+    if ok.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(layers[ok], np.log(values[ok]), 1)[0])
+
+
+def span_decades(ax, decades: float = 1.0) -> None:
+    """Widen a log y axis to at least ``decades`` decades around its data, so that nearly
+    constant profiles read as flat rather than as noise magnified to fill the axis."""
+    low, high = ax.get_ylim()
+    if low > 0 and high / low < 10**decades:
+        middle = np.sqrt(low * high)
+        ax.set_ylim(middle / 10 ** (decades / 2), middle * 10 ** (decades / 2))
+
+
+def group_label(row: pd.Series, keys: list[str]) -> str:
+    """'key=value, key=value' for a run's values of ``keys``."""
+    return ", ".join(f"{k}={row[k]}" for k in keys)
+
+
+def save_figures(figures: dict, out: Path) -> list[Path]:
+    """Write each figure as out/NAME.png (150 dpi) and close it; the paths written."""
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, fig in figures.items():
+        path = out / f"{name}.png"
+        fig.savefig(path, dpi=150)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def analyse(study: str, sweep_dir: Path | str, out: Path | str | None = None) -> Verdict:
+    """Load a sweep, write the study's figures (default: SWEEP_DIR/analysis/STUDY/) and
+    return its verdict."""
+    sweep = runs_of(load_sweep(sweep_dir), study)
+    if sweep.runs.empty:
+        raise ValueError(f"no runs of study {study!r} in {sweep_dir}")
+    entry = STUDIES[study]
+    out = Path(out) if out is not None else Path(sweep_dir) / "analysis" / study
+    save_figures(entry.figures(sweep), out)
+    return entry.verdict(sweep)
+
+
+def main(study: str, argv: list[str] | None = None) -> int:
+    """Command line of ``analysis/STUDY.py SWEEP_DIR [--out DIR]``: figures and a verdict."""
+    matplotlib.use("Agg")
+    parser = argparse.ArgumentParser(
+        prog=f"analysis/{study}.py",
+        description=f"Figures and verdict of the {study} study (+experiment={study}).",
+    )
+    parser.add_argument("sweep_dir", type=Path, help="the sweep folder (hydra.sweep.dir)")
+    parser.add_argument("--out", type=Path, default=None, help="figure folder")
+    args = parser.parse_args(argv)
+    try:
+        verdict = analyse(study, args.sweep_dir, args.out)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: SWEEP_DIR={args.sweep_dir}: {exc}", file=sys.stderr)
+        return 2
+    out = args.out or args.sweep_dir / "analysis" / study
+    print(f"figures: {out}")
+    print(verdict)
+    return 0
