@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from depthlab.config import GROUPS, Config, to_config, validate
+from depthlab.config import GROUPS, Config, register_configs, to_config, validate
 from depthlab.errors import ConfigError
 
 CONFIG_MODULE = "depthlab.conf"
@@ -70,6 +70,7 @@ def check_jobs(
     overrides: list[str], multirun: bool, config_name: str = CONFIG_NAME
 ) -> tuple[list[Config] | None, str]:
     """Compose and validate every job: (their configs, '') or (None, the first problem)."""
+    register_configs()  # the schema and group options, in case no app was imported yet
     with initialize_config_module(CONFIG_MODULE, version_base="1.3", job_name="check"):
         job = overrides
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -81,6 +82,17 @@ def to_config(cfg: DictConfig) -> Config:
     if not isinstance(config, Config):
         raise TypeError(f"expected a composed depthlab config, got {type(config).__name__}")
     _reject_added_keys(cfg, config, "")
+    return config
+
+
+def config_from_file(path: Path | str) -> Config:
+    """The typed Config of a resolved config file, e.g. a run's ``.hydra/config.yaml``: each
+    group's option class is chosen by the file's ``name`` fields, then the values merged."""
+    raw = OmegaConf.load(path)
+    options = {group: registry[raw[group].name]() for group, registry in GROUPS.items()}
+    schema = OmegaConf.structured(Config(**options))
+    config = OmegaConf.to_object(OmegaConf.merge(schema, raw))
+    validate(config)
     return config
 
 

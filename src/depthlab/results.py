@@ -42,6 +42,8 @@ class Sweep:
     def frame(self, keys: list[str] | None = None) -> pd.DataFrame:
         """Metric rows joined with run columns (default: the swept keys and ``status``)."""
         keys = [*self.swept_keys(), "status"] if keys is None else keys
+        # a key the metrics already carry (seed: per replica) is taken from the metrics
+        keys = [k for k in dict.fromkeys(keys) if k not in self.metrics.columns]
         return self.metrics.merge(self.runs[["run_id", *keys]], on="run_id", how="left")
 
 

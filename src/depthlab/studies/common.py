@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pandas as pd
 
+from depthlab.config import Config, config_from_file
 from depthlab.results import Sweep, load_sweep
 from depthlab.studies.base import STUDIES, Verdict, runs_of
+from depthlab.train import RunResult, train
 
 NETWORK_LAYER = 0
 
@@ -49,6 +52,26 @@ def log_slope(layers: np.ndarray, values: np.ndarray) -> float:
     if ok.sum() < 2:
         return float("nan")
     return float(np.polyfit(layers[ok], np.log(values[ok]), 1)[0])
+
+
+def run_config(sweep: Sweep, run_id: str) -> Config:
+    """The typed configuration a run recorded in its ``.hydra/config.yaml``."""
+    path = sweep.runs.set_index("run_id").loc[run_id, "path"]
+    return config_from_file(sweep.root / path / ".hydra" / "config.yaml")
+
+
+def retrain(sweep: Sweep, run_id: str) -> RunResult:
+    """Train a recorded run again from its ``.hydra/config.yaml`` (into a temporary folder)
+    to get its model back; the records are what is kept, not weights. Runs are
+    deterministic, so the rerun must end at the recorded final loss (checked)."""
+    row = sweep.runs.set_index("run_id").loc[run_id]
+    cfg = run_config(sweep, run_id)
+    with tempfile.TemporaryDirectory() as folder:
+        result = train(cfg, folder)
+    recorded, again = row["final_loss"], result.row["final_loss"]
+    if not np.isclose(recorded, again, rtol=1e-9, equal_nan=True):
+        raise RuntimeError(f"run {run_id} retrained to loss {again}, recorded {recorded}")
+    return result
 
 
 def span_decades(ax, decades: float = 1.0) -> None:

@@ -154,7 +154,8 @@ def verdict(sweep: Sweep) -> Verdict:
     """Reproduced when (1) the measured slopes match theory's (median relative error < 15%,
     over runs of depth >= 10 with a prediction), (2) a saturating activation with PyTorch's
     default init loses 1000x in ||delta|| by depth 30, and (3) the first layer of the deepest
-    such net moves at least 100x less per step than its top hidden layer."""
+    such net moves at least 100x less per step than its top hidden layer (or not at all:
+    an update below float64 rounding leaves the weights exactly unchanged)."""
     table = slopes(sweep)
     deep = table[(table["depth"] >= 10) & table["predicted_slope"].notna()]
     rel = (deep["measured_slope"] - deep["predicted_slope"]).abs() / deep["predicted_slope"].abs()
@@ -163,12 +164,17 @@ def verdict(sweep: Sweep) -> Verdict:
     gaps = update_gap(sweep)
     gaps = gaps[gaps["activation"].isin(SATURATING) & (gaps["init"] == "torch_default")]
     gaps = gaps[gaps["depth"] == gaps["depth"].max()] if len(gaps) else gaps
+    ratio = gaps["top"] / gaps["first"]
+    frozen = int((gaps["first"] == 0).sum())  # the update is below float64 rounding
     numbers = {
         "slope_rel_error_median": float(rel.median()) if len(rel) else np.nan,
         "ratio_first_to_output_depth30_max": float(at30["ratio_first_to_output"].max())
         if len(at30)
         else np.nan,
-        "update_gap_min": float((gaps["top"] / gaps["first"]).min()) if len(gaps) else np.nan,
+        "update_gap_min": float(ratio[np.isfinite(ratio)].min())
+        if np.isfinite(ratio).any()
+        else np.nan,
+        "frozen_first_layers": frozen,
     }
     if len(rel) == 0 or len(at30) == 0 or len(gaps) == 0:
         return Verdict(
@@ -178,18 +184,30 @@ def verdict(sweep: Sweep) -> Verdict:
             "sigmoid/tanh and torch_default init; run +experiment=vanishing.",
             numbers,
         )
+    moved = ratio[np.isfinite(ratio)]
     ok = (
         numbers["slope_rel_error_median"] < 0.15
         and numbers["ratio_first_to_output_depth30_max"] < 1e-3
-        and numbers["update_gap_min"] > 100
+        and bool((moved > 100).all())
+    )
+    depth = int(gaps["depth"].max())
+    still = (
+        f"{frozen} of {len(gaps)} first layers do not change at all (their update is below "
+        "float64 rounding)"
+        if frozen
+        else "no first layer is frozen"
+    )
+    gap = (
+        f"; the others move {numbers['update_gap_min']:.3g}x or more less than their top layer"
+        if len(moved)
+        else ""
     )
     text = (
         f"the per-layer slope of ln||delta^l|| matches mean-field theory to a median "
         f"{numbers['slope_rel_error_median']:.1%} over {len(rel)} runs of depth >= 10; "
         f"sigmoid/tanh with PyTorch's default init at depth >= 30 keep at most "
         f"{numbers['ratio_first_to_output_depth30_max']:.2g} of the output's ||delta|| at "
-        f"layer 1; at depth {int(gaps['depth'].max())} the top hidden layer moves "
-        f"{numbers['update_gap_min']:.3g}x or more per step than the first."
+        f"layer 1; at depth {depth}, {still}{gap}."
     )
     return Verdict("vanishing", ok, text, numbers)
 

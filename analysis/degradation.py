@@ -1,0 +1,11 @@
+"""The degradation problem: loss and gradients against depth, and the verdict for +experiment=degradation.
+
+    python analysis/degradation.py SWEEP_DIR [--out DIR]
+"""
+
+import sys
+
+from depthlab.studies.common import main
+
+if __name__ == "__main__":
+    sys.exit(main("degradation"))

@@ -1,0 +1,11 @@
+"""The textbook network against the NumPy reference and scikit-learn: figures and verdict for +experiment=textbook.
+
+    python analysis/textbook.py SWEEP_DIR [--out DIR]
+"""
+
+import sys
+
+from depthlab.studies.common import main
+
+if __name__ == "__main__":
+    sys.exit(main("textbook"))

@@ -1,0 +1,173 @@
+"""The study presets and the studies written against them (vanishing, degradation,
+seed_regression, textbook); the other studies have their own test_study_NAME.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from depthlab.cli import check_jobs
+from depthlab.config import Config, config_from_file
+from depthlab.inits import INITS, Gaussian
+from depthlab.model import MLP
+from depthlab.results import Sweep, load_sweep
+from depthlab.studies import STUDIES, degradation, textbook, vanishing
+from depthlab.studies.common import log_slope, main, retrain
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+STUDY_NAMES = [p for p in PRESETS if not p.endswith("_quick")]
+
+
+def test_every_study_has_a_preset_a_quick_variant_a_registered_study_and_a_script() -> None:
+    assert len(STUDY_NAMES) == 12
+    for name in STUDY_NAMES:
+        assert f"{name}_quick" in PRESETS
+        assert name in STUDIES
+        assert (ROOT / "analysis" / f"{name}.py").is_file()
+    assert sorted(STUDIES.names()) == STUDY_NAMES
+
+
+@pytest.mark.slow  # composes every job: about 60 ms each, 300 jobs
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_job_of_every_preset_composes_and_validates(preset: str) -> None:
+    configs, problem = check_jobs([f"+experiment={preset}"], multirun=True)
+    assert problem == ""
+    assert configs and all(c.study == preset.removesuffix("_quick") for c in configs)
+    if preset.endswith("_quick"):
+        assert len(configs) <= 8  # quick variants stay quick
+        assert max(c.steps * c.depth for c in configs) <= 4000
+
+
+def test_log_slope_of_a_geometric_profile_is_its_log_rate() -> None:
+    layers = np.arange(1, 11)
+    assert log_slope(layers, 3.0 * 0.5**layers) == pytest.approx(np.log(0.5))
+    with_gaps = np.where(layers % 3 == 0, np.nan, 2.0**layers)  # gaps are skipped
+    assert log_slope(layers, with_gaps) == pytest.approx(np.log(2.0))
+    assert np.isnan(log_slope(layers[:1], [1.0]))
+
+
+@pytest.mark.slow
+def test_vanishing_slopes_agree_with_theory_on_the_quick_sweep(quick_sweep) -> None:
+    sweep = load_sweep(quick_sweep("vanishing"))
+    table = vanishing.slopes(sweep)
+    deep = table[table["depth"] == 10]
+    rel = (deep["measured_slope"] - deep["predicted_slope"]).abs() / deep["predicted_slope"].abs()
+    assert len(deep) == 4 and (rel < 0.15).all()
+    sigmoid = deep[(deep["activation"] == "sigmoid") & (deep["init"] == "torch_default")]
+    assert sigmoid["ratio_first_to_output"].iloc[0] < 1e-6  # vanishing: chi^10 with chi ~ 0.2
+    assert vanishing.verdict(sweep).reproduced is None  # no depth-30 runs: undecided
+    figures = STUDIES["vanishing"].figures(sweep)
+    assert {"delta_profiles", "slopes", "update_ratio"} <= set(figures)
+    assert all(fig.axes and fig.axes[0].has_data() for fig in figures.values())
+
+
+def _degradation_sweep(plain: list[float], residual: list[float]) -> Sweep:
+    depths = [2, 8, 32]
+    rows = [
+        {
+            "run_id": f"{res}{d}",
+            "status": "ok",
+            "final_loss": loss,
+            "residual": res,
+            "norm": "batchnorm",
+            "depth": d,
+            "seed": 0,
+            "delta_ratio_initial": 0.5,
+        }
+        for res, losses in ((False, plain), (True, residual))
+        for d, loss in zip(depths, losses, strict=True)
+    ]
+    return Sweep(Path("."), pd.DataFrame(rows), pd.DataFrame())
+
+
+def test_degradation_verdict_finds_the_turn_of_the_plain_curve() -> None:
+    rising = degradation.verdict(_degradation_sweep([1.0, 0.8, 1.2], [1.0, 0.7, 0.6]))
+    assert rising.reproduced is True
+    assert rising.numbers["batchnorm_plain_best_depth"] == 8
+    assert rising.numbers["batchnorm_plain_deepest_loss"] == 1.2
+    assert rising.numbers["batchnorm_residual_deepest_loss"] == 0.6
+    flat = degradation.verdict(_degradation_sweep([1.0, 0.8, 0.75], [1.0, 0.7, 0.6]))
+    assert flat.reproduced is False
+    # a diverged plain net counts as an infinitely bad one: it degrades
+    runs = _degradation_sweep([1.0, 0.8, 0.7], [1.0, 0.7, 0.6]).runs
+    runs.loc[2, "status"] = "diverged"
+    assert degradation.verdict(Sweep(Path("."), runs, pd.DataFrame())).reproduced is True
+
+
+@pytest.mark.slow
+def test_degradation_figures_on_the_quick_sweep(quick_sweep) -> None:
+    sweep = load_sweep(quick_sweep("degradation"))
+    figures = STUDIES["degradation"].figures(sweep)
+    assert set(figures) == {"loss_by_depth", "gradient_by_depth"}
+    assert degradation.verdict(sweep).reproduced is None  # two depths only
+
+
+@pytest.mark.slow
+def test_seed_regression_retrains_each_run_to_its_record_and_fits(quick_sweep) -> None:
+    sweep = load_sweep(quick_sweep("seed_regression"))
+    model = retrain(sweep, sweep.runs["run_id"].iloc[0]).model  # checks the final loss
+    assert isinstance(model, MLP) and model.widths == [1, 10, 10, 1]
+    verdict = STUDIES["seed_regression"].verdict(sweep)
+    assert verdict.reproduced is True
+    assert verdict.numbers["train_mse_median"] < 0.25 * verdict.numbers["target_variance"]
+
+
+@pytest.mark.slow
+def test_textbook_equals_the_numpy_reference_and_shows_output_saturation(quick_sweep) -> None:
+    sweep = load_sweep(quick_sweep("textbook"))
+    _, table = textbook.comparison(sweep)
+    by = table.set_index("variant")
+    assert by["max_rel_gap"].max() < 1e-10  # float64: the same numbers, step after step
+    # cross-entropy passes the whole error back; sigma' caps the squared loss's share at 1/4
+    assert by.loc["cross_entropy", "delta_over_error_initial"] == pytest.approx(1.0, abs=1e-12)
+    assert by.loc["squared", "delta_over_error_initial"] <= 0.25
+    assert by.loc["squared", "stuck_outputs_initial"] > 0.01  # N(0, 1) init saturates outputs
+
+
+def test_analysis_command_line_rejects_a_missing_folder(tmp_path: Path, capsys) -> None:
+    assert main("vanishing", [str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: SWEEP_DIR=")
+
+
+def test_config_from_file_round_trips_a_run_config(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    cfg = Config(depth=4, init=INITS["fixup"](sigma_w2=1.5), lr=0.01, study="degradation")
+    path = tmp_path / "config.yaml"
+    path.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    assert config_from_file(path) == cfg
+
+
+def _branch_weights(init, residual: bool = True) -> tuple[MLP, list[torch.Tensor]]:
+    model = MLP(8, 3, depth=6, width=200, activation="relu", residual=residual)
+    model.initialize_(init, [torch.Generator().manual_seed(0)])
+    return model, [model.layer(l).linear.weight[0] for l in range(1, model.num_layers + 1)]
+
+
+def test_fixup_scales_each_branch_by_one_over_root_branches() -> None:
+    _, plain = _branch_weights(Gaussian(sigma_w2=2.0))
+    _, fixup = _branch_weights(INITS["fixup"](sigma_w2=2.0))
+    branches = 5  # hidden layers 2..6 carry skips
+    for l, (w, g) in enumerate(zip(plain, fixup, strict=True), start=1):
+        gain = branches**-0.5 if 2 <= l <= 6 else 1.0
+        torch.testing.assert_close(g, gain * w)  # the same draw, scaled
+
+
+def test_skipinit_zeroes_the_branches_only_and_starts_as_identity_blocks() -> None:
+    model, weights = _branch_weights(INITS["skipinit"]())
+    assert all((w == 0).all() for w in weights[1:6])
+    assert (weights[0] != 0).any() and (weights[-1] != 0).any()
+    x = torch.randn(5, 8, dtype=torch.float64)
+    a1 = model.layer(1)(x.expand(1, 5, 8))
+    hidden = a1
+    for l in range(2, 7):
+        hidden = model.layer(l)(hidden)
+    torch.testing.assert_close(hidden, a1)  # every block is the identity at step 0
+    _, plain = _branch_weights(INITS["skipinit"](), residual=False)
+    assert all((w != 0).any() for w in plain)  # no branches: the Gaussian init
