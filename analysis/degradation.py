@@ -1,6 +1,6 @@
-"""The degradation problem: loss and gradients against depth, and the verdict for +experiment=degradation.
+"""The degradation problem: loss and gradients against depth, and its verdict.
 
-    python analysis/degradation.py SWEEP_DIR [--out DIR]
+python analysis/degradation.py SWEEP_DIR [--out DIR]
 """
 
 import sys

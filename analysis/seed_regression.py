@@ -1,6 +1,6 @@
 """The seed's regression demo: fitted curves, loss and verdict for +experiment=seed_regression.
 
-    python analysis/seed_regression.py SWEEP_DIR [--out DIR]
+python analysis/seed_regression.py SWEEP_DIR [--out DIR]
 """
 
 import sys

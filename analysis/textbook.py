@@ -1,6 +1,6 @@
-"""The textbook network against the NumPy reference and scikit-learn: figures and verdict for +experiment=textbook.
+"""The textbook net against the NumPy reference and scikit-learn: figures, verdict.
 
-    python analysis/textbook.py SWEEP_DIR [--out DIR]
+python analysis/textbook.py SWEEP_DIR [--out DIR]
 """
 
 import sys

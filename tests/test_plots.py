@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import at_init
 
 from depthlab import plots, theory
 from depthlab.data import Teacher
-from depthlab.results import load_sweep
+from depthlab.results import Sweep, load_sweep
 from depthlab.train import train
 
 
@@ -38,3 +40,99 @@ def test_delta_profile_draws_measurement_and_theory_for_a_sweep(tmp_path: Path) 
     assert len(solid) == 2 and len(dashed) == 2  # measured and predicted, per run
     for measured, predicted in zip(solid, dashed, strict=True):
         assert measured.get_ydata()[-1] == pytest.approx(predicted.get_ydata()[-1])
+
+
+COLUMNS = ["run_id", "seed", "step", "layer", "metric", "value"]
+
+
+def synthetic_rows(run_id: str, depth: int, scale: float, seeds: int) -> list[tuple]:
+    """Records that follow known formulas (L = depth + 1): delta_norm = (1 + step) 2^(l-L)
+    at steps 0, 10, 20; predicted_delta_ratio 1/2 at layer 1, 1/4 above; loss = scale
+    10^(-step/10) at steps 0..30."""
+    rows, top = [], depth + 1
+    for seed, step, l in itertools.product(range(seeds), (0, 10, 20), range(1, top + 1)):
+        rows.append((run_id, seed, step, l, "delta_norm", (1 + step) * 2.0 ** (l - top)))
+    for seed, l in itertools.product(range(seeds), range(1, top)):
+        rows.append((run_id, seed, 0, l, "predicted_delta_ratio", 0.5 if l == 1 else 0.25))
+    for seed, step in itertools.product(range(seeds), range(0, 31, 10)):
+        rows.append((run_id, seed, step, 0, "loss", scale * 10.0 ** (-step / 10)))
+    return rows
+
+
+def synthetic_sweep(depths: tuple[int, ...] = (2, 4, 12), seeds: int = 2) -> Sweep:
+    """tanh and relu runs at each depth with :func:`synthetic_rows` records (relu's loss
+    10x larger); final_loss = depth (x 10 for relu); the deepest relu run diverged."""
+    runs, rows = [], []
+    for depth, activation in itertools.product(depths, ("tanh", "relu")):
+        run_id, scale = f"{activation}{depth}", 10.0 if activation == "relu" else 1.0
+        diverged = activation == "relu" and depth == max(depths)
+        runs.append(
+            {
+                "run_id": run_id,
+                "status": "diverged" if diverged else "ok",
+                "diverged_step": 7 if diverged else None,
+                "final_loss": np.nan if diverged else depth * scale,
+                "depth": depth,
+                "activation": activation,
+                "width": 8,
+            }
+        )
+        rows += synthetic_rows(run_id, depth, scale, seeds)
+    return Sweep(Path("synthetic"), pd.DataFrame(runs), pd.DataFrame(rows, columns=COLUMNS))
+
+
+def test_delta_ratios_pair_measured_and_predicted_per_layer() -> None:
+    ratios = plots.delta_ratios(synthetic_sweep(depths=(3,), seeds=1))
+    assert set(ratios["run_id"]) == {"tanh3", "relu3"}
+    one = ratios[ratios["run_id"] == "tanh3"].set_index("layer")
+    assert list(one.index) == [1, 2, 3]  # l = 1..L-1, L = 4
+    assert np.allclose(one["measured"], 0.25)  # (2^(l-L) / 2^(l+1-L))^2
+    assert np.allclose(one["predicted"], [0.5, 0.25, 0.25])
+    assert np.allclose(one["ratio"], [0.5, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("hue", [None, "seed"])
+def test_delta_ratio_check_is_log_log_with_every_point(hue: str | None) -> None:
+    sweep = synthetic_sweep()
+    sweep.runs["seed"] = [0, 1] * 3  # a run key that the metric rows carry too
+    fig = plots.delta_ratio_check(sweep, hue=hue)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    points = sum(len(c.get_offsets()) for c in ax.collections)
+    assert points == len(plots.delta_ratios(sweep)) == 2 * 2 * (2 + 4 + 12)  # runs, seeds, layers
+    assert ax.get_legend().get_title().get_text() == (hue or "depth")
+
+
+def test_delta_heatmap_draws_log10_grids_for_at_most_max_runs() -> None:
+    fig = plots.delta_heatmap(synthetic_sweep(), max_runs=4)
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.collections and ax.get_title()]
+    assert len(panels) == 4 and "4 of 6 runs" in fig.get_suptitle()
+    grid = panels[0].collections[0].get_array().reshape(3, 3)  # depth 2: layers 1..3, steps
+    assert np.allclose(grid[:, 0], np.log10([0.25, 0.5, 1.0]))  # step 0, layer l: 2^(l-3)
+    assert np.allclose(grid[2], np.log10([1, 11, 21]))  # the output layer over the steps
+
+
+def test_loss_curves_one_line_per_run_log_y_and_diverged_marked() -> None:
+    fig = plots.loss_curves(synthetic_sweep())
+    ax = fig.axes[0]
+    lines = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert len(lines) == 6 and ax.get_yscale() == "log"  # 1e-2..10 spans decades
+    relu = [line for line in lines if line.get_ydata()[0] == 10.0]
+    assert len(relu) == 3  # a line per run, the mean over its seeds
+    assert sum(line.get_marker() == "x" for line in ax.get_lines()) == 1  # the diverged run
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["2", "4", "12"]  # by value
+    assert ax.get_legend().get_title().get_text() == "depth"
+    by_activation = plots.loss_curves(synthetic_sweep(), hue="activation").axes[0]
+    assert [t.get_text() for t in by_activation.get_legend().get_texts()] == ["relu", "tanh"]
+
+
+def test_loss_vs_depth_medians_per_hue_and_runs_without_loss_at_the_top() -> None:
+    fig = plots.loss_vs_depth(synthetic_sweep())
+    ax = fig.axes[0]
+    assert ax.get_legend().get_title().get_text() == "activation"
+    medians = {line.get_label(): line for line in ax.get_lines() if line.get_marker() == "o"}
+    assert set(medians) == {"relu", "tanh"}
+    assert list(medians["tanh"].get_xdata()) == [2, 4, 12]
+    assert list(medians["relu"].get_ydata()) == [20.0, 40.0]  # the diverged run has no loss
+    lost = [line for line in ax.get_lines() if line.get_marker() == "x"]
+    assert len(lost) == 1 and list(lost[0].get_xdata()) == [12]

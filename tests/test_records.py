@@ -114,6 +114,12 @@ def test_sweep_frame_joins_swept_keys(tmp_path: Path) -> None:
     assert list(frame["depth"]) == list(frame["value"].astype(int))
 
 
+def test_load_sweep_orders_jobs_numerically_beside_named_folders(tmp_path: Path) -> None:
+    for name, depth in (("10", 10), ("2", 2), ("extra", 7)):  # e.g. a custom sweep subdir
+        recorder(tmp_path / name, depth).finish("ok")
+    assert list(load_sweep(tmp_path).runs["depth"]) == [2, 10, 7]
+
+
 def test_a_new_run_in_the_same_folder_sets_the_old_records_aside(tmp_path: Path) -> None:
     first = recorder(tmp_path, depth=3)
     first.log(0, 0, "loss", 1.0)

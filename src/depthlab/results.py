@@ -76,4 +76,4 @@ def load_sweep(path: Path | str, metrics: bool = True) -> Sweep:
 
 def _natural_key(path: Path) -> tuple:
     """Sort job folders 0, 1, 2, ..., 10 rather than 0, 1, 10, 2."""
-    return tuple(int(p) if p.isdigit() else p for p in path.parts)
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,14 @@ def summary_table(sweep: Sweep) -> pd.DataFrame:
     return table
 
 
-def format_summary(sweep: Sweep) -> str:
-    """The summary table as text, with the folder and any unreadable files."""
+def report_command(sweep_dir: Path | str) -> str:
+    """The line that tells how to make the HTML report of a sweep (depthlab.report)."""
+    return f"report: python -m depthlab.report {shlex.quote(str(Path(sweep_dir).resolve()))}"
+
+
+def format_summary(sweep: Sweep, report: bool = False) -> str:
+    """The summary table as text, any unreadable files, the command that makes the sweep's
+    report (``report``) and, last, the folder."""
     table = summary_table(sweep)
     lines = [
         table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
@@ -51,17 +58,19 @@ def format_summary(sweep: Sweep) -> str:
         else "(no runs)"
     ]
     lines += [f"unreadable: {p}" for p in sweep.problems]
+    if report:
+        lines.append(report_command(sweep.root))
     lines.append(f"records: {sweep.root.resolve()}")
     return "\n".join(lines)
 
 
 class SweepSummary(Callback):
-    """Hydra callback: prints the summary table after a multirun (exit status 1 if any run
-    failed) and a one-line result after a single run."""
+    """Hydra callback: prints the summary table and the report command after a multirun
+    (exit status 1 if any run failed) and a one-line result after a single run."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = load_sweep(Path(config.hydra.sweep.dir), metrics=False)
-        print(format_summary(sweep), flush=True)
+        print(format_summary(sweep, report=True), flush=True)
         if not sweep.runs.empty and (sweep.runs["status"] == "failed").any():
             sys.exit(1)
 

@@ -1,0 +1,183 @@
+"""The HTML report of a sweep: self-contained, escaped, and robust to failing parts."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pyarrow.parquet as pq
+import pytest
+
+from depthlab import plots, report
+from depthlab.config import Config
+from depthlab.data import Teacher
+from depthlab.inits import Gaussian
+from depthlab.probes.schedule import DefaultProbes
+from depthlab.records import RUN_FILE, read_run, run_table
+from depthlab.results import load_sweep
+from depthlab.summary import format_summary
+from depthlab.train import train
+
+PNG = b"\x89PNG\r\n\x1a\n"
+EVIL = "<script>alert('x')</script>"
+JOBS = [("tanh", 1.0, 3), ("tanh", 1.0, 12), ("relu", 4.0, 12)]  # the last one diverges
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sweep of three tiny exploding-study runs (one diverges) and a hand-written failed
+    run whose error and one config value carry markup."""
+    root = tmp_path_factory.mktemp("sweep")
+    data = Teacher(in_dim=8, num_outputs=3, num_train=256, num_test=64)
+    for job, (activation, sigma_w2, depth) in enumerate(JOBS):
+        cfg = Config(
+            depth=depth,
+            width=16,
+            activation=activation,
+            init=Gaussian(sigma_w2=sigma_w2),
+            data=data,
+            lr=0.1,
+            steps=20,
+            eval_every=5,
+            batch_size=32,
+            probes=DefaultProbes(every=5),
+            study="exploding",
+        )
+        train(cfg, root / str(job))
+    row = read_run(root / "0") | {"run_id": "evil", "status": "failed", "error": EVIL, "study": ""}
+    (root / "3").mkdir()
+    pq.write_table(
+        run_table(row | {"norm": '"><img src=x onerror=alert(1)>'}), root / "3" / RUN_FILE
+    )
+    return root
+
+
+def make_report(sweep_dir: Path, out: Path) -> tuple[str, str]:
+    """Run the command line; its HTML and Markdown after checking the exit and the output."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert report.main([str(sweep_dir), "--out", str(out)]) == 0
+    assert printed.getvalue().splitlines() == [
+        f"report: {out}",
+        f"summary: {out.with_suffix('.md')}",
+    ]
+    assert plt.get_fignums() == []  # every figure closed
+    return out.read_text(), out.with_suffix(".md").read_text()
+
+
+@pytest.fixture(scope="module")
+def made(sweep_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """The report of the sweep: its folder, HTML and Markdown."""
+    out = tmp_path_factory.mktemp("report") / "r.html"
+    return (out.parent, *make_report(sweep_dir, out))
+
+
+def images(page: str) -> list[bytes]:
+    """The decoded bytes of every <img> of the page (each must be a base64 data URI)."""
+    sources = re.findall(r"<img\b[^>]*\bsrc=\"([^\"]*)\"", page)
+    assert len(sources) == page.count("<img")
+    prefix = "data:image/png;base64,"
+    assert all(s.startswith(prefix) for s in sources), [s[:40] for s in sources]
+    return [base64.b64decode(s[len(prefix) :], validate=True) for s in sources]
+
+
+def test_report_is_one_self_contained_file_with_runs_config_and_verdicts(
+    sweep_dir: Path, made: tuple[Path, str, str]
+) -> None:
+    folder, page, summary = made
+    assert sorted(p.name for p in folder.iterdir()) == ["r.html", "r.md"]
+    pngs = images(page)
+    assert len(pngs) >= 5 and all(png.startswith(PNG) for png in pngs)  # the generic figures
+    attributes = re.findall(r"\b(?:src|href)\s*=\s*[\"']?([^\"'\s>]*)", page)
+    assert not [a for a in attributes if re.match(r"(?i)(https?:)?//", a)]
+    assert not re.search(r"(?i)<(script|link|iframe|object)\b", page)
+    for name in ("delta_profile", "delta_heatmap", "loss_curves", "loss_vs_depth"):
+        assert f'alt="{name}"' in page
+    assert 'alt="delta_ratio_check"' in page and "median measured/predicted" in page
+    swept = re.search(r"<h3>Swept keys</h3><table>(.*?)</table>", page).group(1)
+    for key in ("activation", "depth", "init.sigma_w2"):
+        assert f"<td>{key}</td>" in swept
+    diverged = read_run(sweep_dir / "2")
+    assert diverged["status"] == "diverged"
+    line = re.escape(f"2 ({diverged['run_id']}): ") + "[^<]*activation=relu[^<]*: diverged at step "
+    assert re.search(f"<li>{line}{diverged['diverged_step']}</li>", page)
+    assert re.search(r"^- exploding: (reproduced|not reproduced|undecided)\. ", summary, re.M)
+    assert "4 runs: 2 ok, 1 diverged, 1 failed" in summary
+    assert re.search(f"^- {line}{diverged['diverged_step']}$", summary, re.M)
+    assert "(r.html)" in summary
+
+
+def test_markup_from_the_records_is_escaped(made: tuple[Path, str, str]) -> None:
+    _, page, summary = made
+    assert "<script" not in page.lower() and "<img src=x" not in page
+    assert "failed: &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page  # the error
+    assert "<td>&quot;&gt;&lt;img src=x onerror=alert(1)&gt;</td>" in page  # a config value
+    assert "<script" not in summary and "<img" not in summary
+    assert "failed: &lt;script>alert('x')&lt;/script>" in summary
+
+
+def test_a_failing_figure_or_study_leaves_a_note_not_a_crash(
+    sweep_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from depthlab.studies import STUDIES, Study
+
+    def broken(*args: object, **kwargs: object) -> plt.Figure:
+        plt.figure()  # a figure left open by the failure must still be closed
+        raise RuntimeError("<i>no such data</i>")
+
+    monkeypatch.setattr(plots, "loss_curves", broken)
+    monkeypatch.setitem(
+        STUDIES._entries, "exploding", Study("exploding", "q?", "a", broken, broken)
+    )
+    page, summary = make_report(sweep_dir, tmp_path / "r.html")
+    escaped = "RuntimeError: &lt;i&gt;no such data&lt;/i&gt;"
+    assert f"figure loss_curves failed: {escaped}" in page
+    assert f"figures of exploding failed: {escaped}" in page
+    assert f"the verdict failed: {escaped}" in page
+    assert 'alt="loss_curves"' not in page and 'alt="delta_profile"' in page
+    assert all(png.startswith(PNG) for png in images(page))
+    assert "- exploding: no verdict. the verdict failed: RuntimeError: &lt;i>" in summary
+
+
+@pytest.mark.parametrize("folder", ["missing", "empty"])
+def test_bad_sweep_folder_is_one_line_exit_2_and_writes_nothing(
+    folder: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    sweep = tmp_path / folder
+    if folder == "empty":
+        sweep.mkdir()
+    assert report.main([str(sweep)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: SWEEP_DIR={sweep}: ")
+    assert [p.name for p in tmp_path.iterdir()] == ([] if folder == "missing" else ["empty"])
+    assert folder == "missing" or not any(sweep.iterdir())
+
+
+@pytest.mark.slow
+def test_module_command_line_reports_bad_input(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "depthlab.report", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"error: SWEEP_DIR={tmp_path / 'nope'}: no sweep folder at {tmp_path / 'nope'}"
+    ]
+
+
+def test_sweep_summary_tells_the_report_command(sweep_dir: Path) -> None:
+    lines = format_summary(load_sweep(sweep_dir, metrics=False), report=True).splitlines()
+    assert lines[-2] == f"report: python -m depthlab.report {sweep_dir.resolve()}"
+    assert lines[-1].startswith("records: ")
+    plain = format_summary(load_sweep(sweep_dir, metrics=False)).splitlines()
+    assert not any(line.startswith("report:") for line in plain)
