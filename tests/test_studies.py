@@ -159,15 +159,21 @@ def test_fixup_scales_each_branch_by_one_over_root_branches() -> None:
         torch.testing.assert_close(g, gain * w)  # the same draw, scaled
 
 
-def test_skipinit_zeroes_the_branches_only_and_starts_as_identity_blocks() -> None:
+def test_skipinit_starts_every_block_as_identity_and_learns_its_branch_scale() -> None:
     model, weights = _branch_weights(INITS["skipinit"]())
-    assert all((w == 0).all() for w in weights[1:6])
-    assert (weights[0] != 0).any() and (weights[-1] != 0).any()
+    _, gaussian = _branch_weights(Gaussian(sigma_w2=2.0))
+    for w, g in zip(weights, gaussian, strict=True):
+        torch.testing.assert_close(w, g)  # the weights are the Gaussian draw
+    alphas = [model.layer(l).alpha for l in range(2, 7)]
+    assert all(a.requires_grad and (a == 0).all() for a in alphas)
     x = torch.randn(5, 8, dtype=torch.float64)
     a1 = model.layer(1)(x.expand(1, 5, 8))
     hidden = a1
     for l in range(2, 7):
         hidden = model.layer(l)(hidden)
     torch.testing.assert_close(hidden, a1)  # every block is the identity at step 0
-    _, plain = _branch_weights(INITS["skipinit"](), residual=False)
-    assert all((w != 0).any() for w in plain)  # no branches: the Gaussian init
+    model(x).square().sum().backward()
+    assert all(a.grad is not None and (a.grad != 0).all() for a in alphas)  # alpha moves
+    assert all((model.layer(l).linear.weight.grad == 0).all() for l in range(2, 7))
+    plain, _ = _branch_weights(INITS["skipinit"](), residual=False)
+    assert not any(p.requires_grad for n, p in plain.named_parameters() if "alpha" in n)

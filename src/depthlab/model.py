@@ -136,12 +136,21 @@ class Layer(nn.Module):
         self.activation = activation
         self.skip = skip
         self.branch_scale = branch_scale
+        # alpha of a^l = a^{l-1} + alpha h^l, per replica; fixed (branch_scale) unless an init
+        # makes it learnable (skipinit), see MLP.initialize_
+        self.alpha = (
+            nn.Parameter(torch.full((replicas, 1, 1), float(branch_scale)), requires_grad=False)
+            if skip
+            else None
+        )
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         h = self.activation(self.norm(self.linear(a)))
-        if self.skip:
-            return a + self.branch_scale * h if self.branch_scale != 1 else a + h
-        return h
+        if not self.skip:
+            return h
+        if self.alpha.requires_grad:  # a learned branch scale (skipinit)
+            return a + self.alpha * h
+        return a + self.branch_scale * h if self.branch_scale != 1 else a + h
 
     def extra_repr(self) -> str:
         return f"l={self.index}, skip={self.skip}, branch_scale={self.branch_scale}"
@@ -247,7 +256,8 @@ class MLP(nn.Module):
 
         Within a replica the draws go layer 1..L, weight before bias (nn.Linear's order), so a
         replica's parameters equal those of a one-replica model given the same generator.
-        Residual branches' weights are then multiplied by ``init.branch_gain(branches)``.
+        Residual branches' weights are then multiplied by ``init.branch_gain(branches)``, and
+        where ``init.learned_branch_scale`` is set each branch's alpha starts there and learns.
         Normalisation layers start at gamma = 1, beta = 0.
         """
         if len(generators) != self.replicas:
@@ -259,3 +269,8 @@ class MLP(nn.Module):
                 init.fill_(layer.linear.weight[r], layer.linear.bias[r], generator)
                 if layer.skip and gain != 1.0:
                     layer.linear.weight[r].mul_(gain)
+        learned = init.learned_branch_scale
+        for layer in self.layers:
+            if layer.skip:
+                layer.alpha.fill_(layer.branch_scale if learned is None else learned)
+                layer.alpha.requires_grad_(learned is not None)
