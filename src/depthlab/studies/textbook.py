@@ -156,7 +156,7 @@ def accuracy_figure(sweep: Sweep, sklearn_test: float) -> plt.Figure:
     ax.axhline(sklearn_test, color="0.3", ls=":", label="scikit-learn MLPClassifier (end)")
     ax.set_xlabel("step")
     ax.set_ylabel("test accuracy")
-    ax.set_title("squared loss on sigmoid outputs learns slower than cross-entropy")
+    ax.set_title("early on, the squared loss on sigmoid outputs learns slower")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
