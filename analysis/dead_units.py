@@ -1,0 +1,11 @@
+"""Dead ReLU units: figures and verdict for a +experiment=dead_units sweep.
+
+python analysis/dead_units.py SWEEP_DIR [--out DIR]
+"""
+
+import sys
+
+from depthlab.studies.common import main
+
+if __name__ == "__main__":
+    sys.exit(main("dead_units"))

@@ -1,0 +1,11 @@
+"""Exploding gradients: figures and verdict for a +experiment=exploding sweep.
+
+python analysis/exploding.py SWEEP_DIR [--out DIR]
+"""
+
+import sys
+
+from depthlab.studies.common import main
+
+if __name__ == "__main__":
+    sys.exit(main("exploding"))
