@@ -1,0 +1,11 @@
+"""Saturation: figures and verdict for a +experiment=saturation sweep.
+
+python analysis/saturation.py SWEEP_DIR [--out DIR]
+"""
+
+import sys
+
+from depthlab.studies.common import main
+
+if __name__ == "__main__":
+    sys.exit(main("saturation"))

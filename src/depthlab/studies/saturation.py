@@ -1,0 +1,260 @@
+"""Saturation of the top hidden layer (Glorot & Bengio 2010, Fig. 2).
+
+Measured: for each hidden layer l = 1..depth of a sigmoid net, at every probed step t,
+
+    m^l(t) = mean over batch and units of a^l,   s^l(t) = std over batch and units of a^l,
+
+(``act_mean``, ``act_std``) and the saturated fraction (``saturation``: pairs with a^l within
+0.03 of 0 or 1). Reductions per run: the top hidden layer's minimum mean min_t m^depth(t),
+the first step it is reached, and the first step at which m^depth falls halfway from its
+start towards 0; its last mean and whether it recovered (won back at least half of its drop
+by the last step); and, for the lower layers 1..depth-1, each one's mean averaged over
+time, its last mean and its largest saturated fraction.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from depthlab.results import Sweep
+from depthlab.studies.base import STUDIES, Study, Verdict
+from depthlab.studies.common import metric_rows
+
+KEYS = ["depth", "status"]  # the metric rows carry the run's seed
+STATS = {"act_mean": "mean", "act_std": "std", "saturation": "saturated"}
+MIN_STEPS = 1000  # a sweep shorter than this cannot show the dip and what follows
+LOW_MEAN = 0.1  # "towards 0": the top layer's mean gets at least this low
+FAST_STEPS = 500  # "within a few hundred updates": halfway down by then
+LOWER_FLOOR = 0.4  # lower layers stay near or above 0.5: time-averaged mean >= this
+LOWER_SATURATED = 0.1  # and at most this fraction of their units saturated at any step
+
+
+def layer_stats(sweep: Sweep) -> pd.DataFrame:
+    """Tidy rows (run_id, depth, status, seed, layer, step, mean, std, saturated) for the
+    hidden layers 1..depth (the output layer, depth + 1, is left out)."""
+    frames = []
+    for metric, column in STATS.items():
+        rows = metric_rows(sweep, metric, KEYS).rename(columns={"value": column})
+        frames.append(
+            rows.drop(columns="metric").set_index([*KEYS, "seed", "run_id", "step", "layer"])
+        )
+    if frames[0].empty:
+        return pd.DataFrame(columns=["run_id", *KEYS, "seed", "layer", "step", *STATS.values()])
+    table = pd.concat(frames, axis=1).reset_index()
+    hidden = table[table["layer"] <= table["depth"]]
+    return hidden.sort_values(["run_id", "layer", "step"]).reset_index(drop=True)
+
+
+def top_layer_dip(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: the top hidden layer's mean at the start, its minimum and the first
+    step it is reached, the first step halfway down (start / 2), its last value, whether it
+    recovered (last >= min + (start - min) / 2), its largest saturated fraction, and the
+    lower layers' summary (:func:`lower_layers`)."""
+    rows = []
+    for run_id, run in table.groupby("run_id"):
+        depth = int(run["depth"].iloc[0])
+        top = run[run["layer"] == depth].sort_values("step")
+        start, low = float(top["mean"].iloc[0]), float(top["mean"].min())
+        halfway = top[top["mean"] <= start / 2]
+        last = float(top["mean"].iloc[-1])
+        rows.append(
+            {
+                "run_id": run_id,
+                "depth": depth,
+                "seed": run["seed"].iloc[0],
+                "start_mean": start,
+                "min_mean": low,
+                "min_step": int(top.loc[top["mean"].idxmin(), "step"]),
+                "halfway_step": int(halfway["step"].iloc[0]) if len(halfway) else np.nan,
+                "last_mean": last,
+                "last_step": int(top["step"].iloc[-1]),
+                "recovered": bool(last >= low + (start - low) / 2),
+                "top_saturated_max": float(top["saturated"].max()),
+                **lower_layers(run[run["layer"] < depth]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def lower_layers(rows: pd.DataFrame) -> dict[str, float | str]:
+    """The layers below the top: their time-averaged mean (averaged over layers, and the
+    lowest layer's), their means at the last step (layer 1 first) and the largest saturated
+    fraction of any of them at any step."""
+    if rows.empty:
+        return {
+            "lower_mean": np.nan,
+            "lower_lowest": np.nan,
+            "lower_last": "",
+            "lower_saturated_max": 0.0,
+        }
+    means = rows.groupby("layer")["mean"].mean()
+    last = rows[rows["step"] == rows["step"].max()].sort_values("layer")["mean"]
+    return {
+        "lower_mean": float(means.mean()),
+        "lower_lowest": float(means.min()),
+        "lower_last": ", ".join(f"{m:.2f}" for m in last),
+        "lower_saturated_max": float(rows["saturated"].max()),
+    }
+
+
+def _panels(table: pd.DataFrame, title: str) -> tuple[plt.Figure, np.ndarray, list, list]:
+    """A grid of axes: one row per seed, one column per depth."""
+    depths, seeds = sorted(table["depth"].unique()), sorted(table["seed"].unique())
+    fig, axes = plt.subplots(
+        len(seeds),
+        len(depths),
+        figsize=(4.6 * len(depths), 3.0 * len(seeds)),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+    )
+    fig.suptitle(title, fontsize=10)
+    return fig, axes, depths, seeds
+
+
+def _layer_colors(depth: int) -> dict[int, tuple]:
+    """One colour per hidden layer 1..depth, the top layer darkest in every panel."""
+    return dict(zip(range(1, depth + 1), sns.color_palette("viridis_r", depth), strict=True))
+
+
+def activation_figure(table: pd.DataFrame) -> plt.Figure:
+    """Glorot & Bengio's Fig. 2: each hidden layer's mean activation against step, with a
+    band of +-1 std over batch and units; rows seed, columns depth."""
+    fig, axes, depths, seeds = _panels(
+        table, "sigmoid activation by hidden layer: mean, band +-1 std"
+    )
+    for (i, seed), (j, depth) in ((a, b) for a in enumerate(seeds) for b in enumerate(depths)):
+        ax = axes[i][j]
+        cell = table[(table["seed"] == seed) & (table["depth"] == depth)]
+        for layer, rows in cell.groupby("layer"):
+            color = _layer_colors(depth)[layer]
+            top = " (top)" if layer == depth else ""
+            ax.plot(rows["step"], rows["mean"], color=color, lw=1.3, label=f"layer {layer}{top}")
+            ax.fill_between(
+                rows["step"],
+                rows["mean"] - rows["std"],
+                rows["mean"] + rows["std"],
+                color=color,
+                alpha=0.2,
+                lw=0,
+            )
+        ax.axhline(0.5, color="grey", lw=0.6, ls=":")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_title(f"{depth} hidden layers, seed {seed}", fontsize=9)
+        if i == len(seeds) - 1:
+            ax.set_xlabel("update (mini-batch of 10)")
+        if j == 0:
+            ax.set_ylabel("activation mean +- std")
+        ax.legend(fontsize=6, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def saturation_figure(table: pd.DataFrame) -> plt.Figure:
+    """The fraction of (sample, unit) pairs within 0.03 of 0 or 1, per hidden layer,
+    against step; rows seed, columns depth."""
+    fig, axes, depths, seeds = _panels(
+        table, "saturated fraction by hidden layer (a within 0.03 of 0 or 1)"
+    )
+    for (i, seed), (j, depth) in ((a, b) for a in enumerate(seeds) for b in enumerate(depths)):
+        ax = axes[i][j]
+        cell = table[(table["seed"] == seed) & (table["depth"] == depth)]
+        for layer, rows in cell.groupby("layer"):
+            top = " (top)" if layer == depth else ""
+            ax.plot(
+                rows["step"],
+                rows["saturated"],
+                color=_layer_colors(depth)[layer],
+                label=f"layer {layer}{top}",
+            )
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"{depth} hidden layers, seed {seed}", fontsize=9)
+        if i == len(seeds) - 1:
+            ax.set_xlabel("update (mini-batch of 10)")
+        if j == 0:
+            ax.set_ylabel("saturated fraction")
+        ax.legend(fontsize=6, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def figures(sweep: Sweep) -> dict[str, plt.Figure]:
+    table = layer_stats(sweep)
+    return {"activations": activation_figure(table), "saturated": saturation_figure(table)}
+
+
+def verdict(sweep: Sweep) -> Verdict:
+    """Reproduced when, in every run of depth 4 and 5 (both present, trained >= MIN_STEPS
+    updates): (1) the top hidden layer's mean falls at least halfway from its start towards 0
+    within FAST_STEPS updates, (2) its minimum is <= LOW_MEAN, and (3) the lower layers stay
+    unsaturated near or above 0.5 (in Glorot & Bengio's figure their means sit above 0.5,
+    decreasing towards the input): each one's time-averaged mean >= LOWER_FLOOR and
+    at most LOWER_SATURATED of its units saturated at any step. Recovery by the last step is
+    reported, not required (Glorot & Bengio: at depth 4 slowly, at depth 5 maybe never)."""
+    dips = top_layer_dip(layer_stats(sweep))
+    numbers = {}
+    for depth, rows in dips.groupby("depth"):
+        numbers |= {
+            f"depth{depth}_min_mean_max": float(rows["min_mean"].max()),
+            f"depth{depth}_min_step_median": float(rows["min_step"].median()),
+            f"depth{depth}_halfway_step_max": float(rows["halfway_step"].max()),
+            f"depth{depth}_last_mean_median": float(rows["last_mean"].median()),
+            f"depth{depth}_recovered_runs": float(rows["recovered"].sum()),
+            f"depth{depth}_lower_mean_median": float(rows["lower_mean"].median()),
+            f"depth{depth}_lower_lowest_min": float(rows["lower_lowest"].min()),
+            f"depth{depth}_lower_saturated_max": float(rows["lower_saturated_max"].max()),
+            f"depth{depth}_top_saturated_max": float(rows["top_saturated_max"].max()),
+        }
+    if not ({4, 5} <= set(dips["depth"]) if len(dips) else False) or (
+        dips["last_step"].min() < MIN_STEPS
+    ):
+        return Verdict(
+            "saturation",
+            None,
+            f"the sweep lacks sigmoid runs of depth 4 and 5 trained >= {MIN_STEPS} updates; "
+            "run +experiment=saturation.",
+            numbers,
+        )
+    fast = dips["halfway_step"].le(FAST_STEPS).all()
+    low = dips["min_mean"].le(LOW_MEAN).all()
+    lower = (dips["lower_lowest"] >= LOWER_FLOOR).all() and (
+        dips["lower_saturated_max"] <= LOWER_SATURATED
+    ).all()
+    return Verdict("saturation", bool(fast and low and lower), _text(dips), numbers)
+
+
+def _text(dips: pd.DataFrame) -> str:
+    """The verdict's sentence per depth, with the numbers."""
+    parts = []
+    for depth, rows in dips.groupby("depth"):
+        runs = "; ".join(
+            f"seed {r.seed}: min {r.min_mean:.3f} at update {r.min_step}, halfway by "
+            f"{r.halfway_step:.0f}, last {r.last_mean:.3f} at {r.last_step}"
+            f"{' (recovered)' if r.recovered else ''}, lower layers end at {r.lower_last} "
+            f"(layer 1 first), at most {r.lower_saturated_max:.2f} saturated"
+            for r in rows.itertuples()
+        )
+        parts.append(
+            f"depth {depth}: {runs}; top layer saturated fraction up to "
+            f"{rows['top_saturated_max'].max():.2f}"
+        )
+    return (
+        f"top hidden layer mean (start about 0.5) against lower layers; criteria: halfway to 0 "
+        f"within {FAST_STEPS} updates, minimum <= {LOW_MEAN}, lower layers' means >= "
+        f"{LOWER_FLOOR} with <= {LOWER_SATURATED} saturated. " + ". ".join(parts) + "."
+    )
+
+
+STUDIES.register("saturation")(
+    Study(
+        "saturation",
+        "Does the top hidden layer of a deep sigmoid net saturate at 0 early in training while "
+        "the lower layers stay near 0.5, and does it recover?",
+        "Glorot & Bengio 2010, Fig. 2",
+        figures,
+        verdict,
+    )
+)
