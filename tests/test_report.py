@@ -60,6 +60,7 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def make_report(sweep_dir: Path, out: Path) -> tuple[str, str]:
     """Run the command line; its HTML and Markdown after checking the exit and the output."""
+    plt.close("all")  # figures other tests left open are not the report's
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         assert report.main([str(sweep_dir), "--out", str(out)]) == 0
