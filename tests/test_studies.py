@@ -56,8 +56,9 @@ def test_vanishing_slopes_agree_with_theory_on_the_quick_sweep(quick_sweep) -> N
     sweep = load_sweep(quick_sweep("vanishing"))
     table = vanishing.slopes(sweep)
     deep = table[table["depth"] == 10]
-    rel = (deep["measured_slope"] - deep["predicted_slope"]).abs() / deep["predicted_slope"].abs()
-    assert len(deep) == 4 and (rel < 0.15).all()
+    gap = (deep["measured_slope"] - deep["predicted_slope"]).abs()
+    # 15% of the predicted rate, or 0.03 per layer where theory predicts a flat profile (ReLU)
+    assert len(deep) == 4 and (gap < 0.15 * deep["predicted_slope"].abs() + 0.03).all()
     sigmoid = deep[(deep["activation"] == "sigmoid") & (deep["init"] == "torch_default")]
     assert sigmoid["ratio_first_to_output"].iloc[0] < 1e-6  # vanishing: chi^10 with chi ~ 0.2
     assert vanishing.verdict(sweep).reproduced is None  # no depth-30 runs: undecided
