@@ -74,6 +74,28 @@ def retrain(sweep: Sweep, run_id: str) -> RunResult:
     return result
 
 
+def theory_scatter(
+    table: pd.DataFrame, predicted: str, measured: str, labels: dict[str, str], **styles: str
+):
+    """Measured against predicted, one point per run, with the identity line dotted.
+    ``labels``: xlabel, ylabel, title; ``styles``: seaborn's hue, style, size columns."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    sns.scatterplot(table, x=predicted, y=measured, ax=ax, **styles)
+    lim = np.nanmax(np.abs(table[[predicted, measured]].to_numpy(float))) * 1.1
+    ax.plot([-lim, lim], [-lim, lim], "k:", lw=1)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set_xlabel(labels["xlabel"])
+    ax.set_ylabel(labels["ylabel"])
+    ax.set_title(labels["title"])
+    ax.legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
 def span_decades(ax, decades: float = 1.0) -> None:
     """Widen a log y axis to at least ``decades`` decades around its data, so that nearly
     constant profiles read as flat rather than as noise magnified to fill the axis."""

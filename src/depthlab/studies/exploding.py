@@ -21,7 +21,7 @@ import seaborn as sns
 from depthlab import theory
 from depthlab.results import Sweep
 from depthlab.studies.base import STUDIES, Study, Verdict
-from depthlab.studies.common import at_step, log_slope, metric_rows, span_decades
+from depthlab.studies.common import at_step, log_slope, metric_rows, span_decades, theory_scatter
 
 KEYS = ["activation", "init.sigma_w2", "init.sigma_b2", "depth", "status"]
 RUN_COLUMNS = [*KEYS, "run_id", "steps", "diverged_step", "final_loss"]
@@ -136,27 +136,20 @@ def profile_figure(sweep: Sweep) -> plt.Figure:
 
 def growth_figure(table: pd.DataFrame) -> plt.Figure:
     """Measured against predicted growth per layer of ln ||delta^l||, identity line dotted."""
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    sns.scatterplot(
+    labels = {
+        "xlabel": r"theory: $\frac{1}{2}\ln\chi$ per layer (fitted over the same layers)",
+        "ylabel": r"measured: $-$slope of $\ln\|\delta^l\|$ per layer",
+        "title": "growth of the backprop error towards the input\n(> 0: chaotic, exploding)",
+    }
+    return theory_scatter(
         table,
-        x="predicted_growth",
-        y="measured_growth",
+        "predicted_growth",
+        "measured_growth",
+        labels,
         hue="activation",
         style="depth",
         size="init.sigma_w2",
-        ax=ax,
     )
-    values = table[["predicted_growth", "measured_growth"]].to_numpy(float)
-    lim = np.nanmax(np.abs(values)) * 1.1
-    ax.plot([-lim, lim], [-lim, lim], "k:", lw=1)
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.axvline(0, color="grey", lw=0.5)
-    ax.set_xlabel(r"theory: $\frac{1}{2}\ln\chi$ per layer (fitted over the same layers)")
-    ax.set_ylabel(r"measured: $-$slope of $\ln\|\delta^l\|$ per layer")
-    ax.set_title("growth of the backprop error towards the input\n(> 0: chaotic, exploding)")
-    ax.legend(fontsize=6, loc="upper left")
-    fig.tight_layout()
-    return fig
 
 
 def outcome_figure(table: pd.DataFrame) -> plt.Figure:

@@ -15,7 +15,13 @@ import seaborn as sns
 
 from depthlab.results import Sweep
 from depthlab.studies.base import STUDIES, Study, Verdict
-from depthlab.studies.common import at_step, log_slope, metric_rows, span_decades
+from depthlab.studies.common import (
+    at_step,
+    log_slope,
+    metric_rows,
+    span_decades,
+    theory_scatter,
+)
 
 KEYS = ["activation", "init", "depth", "status"]
 SATURATING = ("sigmoid", "tanh")
@@ -110,24 +116,20 @@ def profile_figure(sweep: Sweep) -> plt.Figure:
 
 def slope_figure(table: pd.DataFrame) -> plt.Figure:
     """Measured against predicted per-layer slope of ln ||delta^l||, with the identity line."""
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    sns.scatterplot(
+    labels = {
+        "xlabel": r"theory: $-\frac{1}{2}\,\overline{\ln\chi}$ per layer",
+        "ylabel": r"measured slope of $\ln\|\delta^l\|$",
+        "title": "per-layer growth of the backprop error",
+    }
+    return theory_scatter(
         table,
-        x="predicted_slope",
-        y="measured_slope",
+        "predicted_slope",
+        "measured_slope",
+        labels,
         hue="activation",
         style="init",
         size="depth",
-        ax=ax,
     )
-    lim = np.nanmax(np.abs(table[["predicted_slope", "measured_slope"]].to_numpy(float))) * 1.1
-    ax.plot([-lim, lim], [-lim, lim], "k:", lw=1)
-    ax.set_xlabel(r"theory: $-\frac{1}{2}\,\overline{\ln\chi}$ per layer")
-    ax.set_ylabel(r"measured slope of $\ln\|\delta^l\|$")
-    ax.set_title("per-layer growth of the backprop error")
-    ax.legend(fontsize=6, loc="upper left")
-    fig.tight_layout()
-    return fig
 
 
 def update_figure(sweep: Sweep) -> plt.Figure:
