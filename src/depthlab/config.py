@@ -32,6 +32,7 @@ GROUPS = {"init": INITS, "data": DATASETS, "optimizer": OPTIMIZERS, "probes": SC
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MAX_DEPTH = 1000
+MAX_REPLICAS = 1024
 INT64_MAX = 2**63 - 1
 SCHEMA_NAME = "depthlab_schema"
 
@@ -57,11 +58,15 @@ class Config:
     steps: int = 1000  # parameter updates; 0 measures the network at init only
     eval_every: int = 100  # steps between train/test evaluations (and record flushes)
     seed: int = 0  # the network's draw and the batch order (data have their own seed)
+    replicas: int = 1  # seeds seed..seed+replicas-1 trained at once as one batched model
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda
     dtype: str = "float32"  # float32 | float64
     probes: Any = field(default_factory=DefaultProbes)  # group: none|minimal|default|full
     flush_denormal: bool = True  # flush subnormal floats to zero on CPU (about 4x faster)
     study: str = ""  # the study preset that set this run up (+experiment=NAME), for reports
+    threads: int = 0  # torch's intra-op threads for the run; 0 leaves torch's default
+    resume: bool = True  # skip the run when its folder already holds its finished records
+    flush_seconds: float = 10.0  # at most this long between record flushes (at evaluations)
 
 
 def register_configs(store: ConfigStore | None = None) -> None:
@@ -189,6 +194,12 @@ def validate(cfg: Config) -> None:
     _int_at_least(cfg, "steps", 0)
     _int_at_least(cfg, "eval_every", 1)
     _int_at_least(cfg, "seed", 0)
+    _int_at_least(cfg, "replicas", 1, MAX_REPLICAS)
+    if cfg.seed + cfg.replicas > INT64_MAX:
+        raise ConfigError("seed", cfg.seed, f"an integer below {INT64_MAX - cfg.replicas + 1}")
+    _int_at_least(cfg, "threads", 0)
+    if not (math.isfinite(cfg.flush_seconds) and cfg.flush_seconds >= 0):
+        raise ConfigError("flush_seconds", cfg.flush_seconds, "a finite number >= 0")
     _one_of("device", cfg.device, DEVICES)
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device", "cuda", ("auto", "cpu"), "no CUDA device is available")

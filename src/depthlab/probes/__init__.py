@@ -25,6 +25,7 @@ __all__ = [
     "LayerTensors",
     "ProbeInput",
     "compute",
+    "host_arrays",
     "host_rows",
     "measure",
     "probe_names",
@@ -48,13 +49,19 @@ def compute(
     return values
 
 
+def host_arrays(values: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Every replica's probe values on the host, in one copy: {metric: (R, n) array}.
+    A row of length n = L is per layer (1..L); of length 1, network-level (layer 0)."""
+    if not values:
+        return {}
+    flat = torch.cat(list(values.values()), dim=1).cpu().numpy()
+    ends = np.cumsum([v.shape[1] for v in values.values()])[:-1]
+    return dict(zip(values, np.split(flat, ends, axis=1), strict=True))
+
+
 def host_rows(values: dict[str, torch.Tensor], replica: int = 0) -> dict[str, np.ndarray]:
-    """One replica's probe values on the host, in one copy: {metric: values by layer}.
-    A row of length L is per layer (1..L); of length 1, network-level (layer 0)."""
-    rows = [v[replica] for v in values.values()]
-    flat = torch.cat(rows).cpu().numpy()
-    ends = np.cumsum([len(r) for r in rows])[:-1]
-    return dict(zip(values, np.split(flat, ends), strict=True))
+    """One replica's probe values on the host: {metric: values by layer}."""
+    return {metric: array[replica] for metric, array in host_arrays(values).items()}
 
 
 def row_layers(row: np.ndarray) -> np.ndarray:

@@ -35,6 +35,9 @@ def _extremes(model: torch.nn.Module, objective, replica: int, seed: int) -> tup
     params = [p for p in model.parameters() if p.requires_grad]
     with torch.enable_grad():
         loss = objective()[replica]
+    if not torch.isfinite(loss):  # a diverged network: no curvature to measure
+        return np.nan, np.nan
+    with torch.enable_grad():
         grads = torch.autograd.grad(loss, params, create_graph=True)
     shapes = [p[replica].shape for p in params]
     sizes = [int(np.prod(s)) for s in shapes]

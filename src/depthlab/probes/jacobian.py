@@ -26,7 +26,10 @@ def jacobian_singular_values(model: MLP, x: torch.Tensor, replica: int = 0) -> t
     hidden = model.layers[:-1]
 
     def hidden_output(v: torch.Tensor) -> torch.Tensor:
-        a = v.reshape(1, 1, -1).expand(model.replicas, 1, -1)
+        # only replica ``replica`` sees v: the others' (possibly non-finite) paths must not
+        # reach its Jacobian, not even as 0 * NaN
+        v = v.reshape(1, -1)
+        a = torch.stack([v if r == replica else v.detach() for r in range(model.replicas)])
         for layer in hidden:
             a = layer(a)
         return a[replica, 0]
@@ -37,11 +40,15 @@ def jacobian_singular_values(model: MLP, x: torch.Tensor, replica: int = 0) -> t
         jacobians = torch.stack([torch.func.jacrev(hidden_output)(row) for row in x])
     finally:
         model.train(was_training)
-    return torch.linalg.svdvals(jacobians.detach())
+    jacobians = jacobians.detach()
+    if not torch.isfinite(jacobians).all():  # a diverged network: no spectrum to measure
+        return torch.full(jacobians.shape[:-1], torch.nan, dtype=jacobians.dtype)
+    return torch.linalg.svdvals(jacobians)
 
 
 def spectrum_summary(singular_values: torch.Tensor) -> dict[str, float]:
-    """Quantiles of s (jacobian_sv_q50, ...), and mean and variance of s^2."""
+    """Quantiles of s (jacobian_sv_q50, ...), and mean and variance of s^2 (NaN where any
+    singular value is NaN: a diverged network)."""
     s = singular_values.flatten().double()
     values = {f"jacobian_sv_q{round(q * 100):03d}": float(torch.quantile(s, q)) for q in QUANTILES}
     values["jacobian_sv2_mean"] = float(s.pow(2).mean())
