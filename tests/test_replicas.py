@@ -26,8 +26,8 @@ BOOKKEEPING = ("run_id", "replicas", "wall_time_s", "started_at", "finished_at")
 @pytest.fixture
 def mixed() -> Config:
     """8 seeds of a ReLU net at a learning rate where seeds 1 and 6 diverge (at steps 13
-    and 8; float32 overflows where float64 would not) and the other six train: a replica must end exactly
-    as its own run does while the others train on."""
+    and 8; float32 overflows where float64 would not) and the other six train: a replica
+    must end exactly as its own run does while the others train on."""
     return Config(
         depth=4,
         width=16,
@@ -47,9 +47,7 @@ def records(run_dir: Path) -> pd.DataFrame:
     return df.sort_values(["step", "metric", "layer"], ignore_index=True)
 
 
-def test_each_replica_records_what_a_run_of_its_seed_records(
-    mixed: Config, tmp_path: Path
-) -> None:
+def test_each_replica_records_what_a_run_of_its_seed_records(mixed: Config, tmp_path: Path) -> None:
     batched = train(dataclasses.replace(mixed, replicas=8), tmp_path / "batched")
     statuses = [row["status"] for row in batched.rows]
     assert "diverged" in statuses and "ok" in statuses  # the test covers both endings
