@@ -26,7 +26,8 @@ register_configs()
 
 @hydra.main(config_path="pkg://depthlab.conf", config_name="config", version_base="1.3")
 def app(cfg: DictConfig) -> float | None:
-    """One job: train ``cfg`` into Hydra's output folder; returns the final training loss."""
+    """One job: train ``cfg`` into Hydra's output folder; returns the final training loss
+    (the mean over replicas)."""
     hydra_cfg = HydraConfig.get()
     label = " ".join(hydra_cfg.overrides.task)
     try:
@@ -39,17 +40,20 @@ def app(cfg: DictConfig) -> float | None:
         if hydra_cfg.mode.name == "RUN":
             sys.exit(1)
         return None  # a sweep goes on with its next run
-    row = result.row
-    log.info(
-        "%s: %s, loss %.4g, test loss %.4g, %.1f s -> %s",
-        label or "defaults",
-        row["status"],
-        row["final_loss"],
-        row["final_test_loss"],
-        row["wall_time_s"],
-        result.run_dir,
-    )
-    return row["final_loss"]
+    if result.resumed:
+        log.info("%s: finished before in %s, not run again", label or "defaults", result.run_dir)
+    for row in result.rows:
+        log.info(
+            "%s%s: %s, loss %.4g, test loss %.4g, %.1f s -> %s",
+            label or "defaults",
+            f" (seed {row['seed']})" if len(result.rows) > 1 else "",
+            row["status"],
+            row["final_loss"],
+            row["final_test_loss"],
+            row["wall_time_s"],
+            result.run_dir,
+        )
+    return float(sum(row["final_loss"] for row in result.rows) / len(result.rows))
 
 
 def main() -> None:

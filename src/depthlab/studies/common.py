@@ -4,6 +4,7 @@ fitting per-layer slopes, and the command line of the ``analysis/`` scripts."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -55,9 +56,14 @@ def log_slope(layers: np.ndarray, values: np.ndarray) -> float:
 
 
 def run_config(sweep: Sweep, run_id: str) -> Config:
-    """The typed configuration a run recorded in its ``.hydra/config.yaml``."""
-    path = sweep.runs.set_index("run_id").loc[run_id, "path"]
-    return config_from_file(sweep.root / path / ".hydra" / "config.yaml")
+    """The typed configuration of one run, from its job's ``.hydra/config.yaml``: for a
+    replica of a batched job (a ``seed=S`` folder inside the job's) the run of its own
+    seed, ``seed=S replicas=1``, which records the same."""
+    row = sweep.runs.set_index("run_id").loc[run_id]
+    folder = sweep.root / row["path"]
+    job = folder if (folder / ".hydra").is_dir() else folder.parent
+    cfg = config_from_file(job / ".hydra" / "config.yaml")
+    return dataclasses.replace(cfg, seed=int(row["seed"]), replicas=1)
 
 
 def retrain(sweep: Sweep, run_id: str) -> RunResult:
