@@ -67,3 +67,20 @@ def test_the_probe_logs_the_spectrum_summary_at_layer_zero() -> None:
     assert values["jacobian_sv_q050"] == pytest.approx(np.quantile(s, 0.5))
     assert values["jacobian_sv2_var"] == pytest.approx(np.var(s**2))
     assert set(spectrum_summary(torch.tensor(s))) == set(values.index)
+
+
+def test_a_diverged_replica_gets_nan_and_leaves_the_others_exact() -> None:
+    """Replicas share the pass: a NaN weight in replica 1 must give it NaN values and must
+    not reach replica 0's Jacobian (not even as 0 * NaN through the shared input)."""
+    pair = MLP(5, 10, depth=3, width=8, activation="tanh", replicas=2)
+    pair.initialize_(Gaussian(), [torch.Generator().manual_seed(s) for s in (0, 1)])
+    pair = pair.double()
+    alone = network("tanh", Gaussian(), depth=3, width=8, inputs=5)
+    with torch.no_grad():
+        pair.layer(2).linear.weight[1, 0, 0] = torch.nan
+    x = torch.randn(6, 5, dtype=torch.float64)
+    frame = measure(pair, x, torch.randint(0, 10, (6,)), "squared", CLASSIFICATION, ["jacobian"])
+    by_seed = frame.pivot(index="metric", columns="seed", values="value")
+    assert by_seed[1].isna().all() and by_seed[0].notna().all()
+    s = jacobian_singular_values(alone, x[:4]).numpy().ravel()
+    assert by_seed.loc["jacobian_sv2_var", 0] == pytest.approx(np.var(s**2), rel=1e-12)

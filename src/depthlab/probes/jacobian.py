@@ -40,19 +40,22 @@ def jacobian_singular_values(model: MLP, x: torch.Tensor, replica: int = 0) -> t
         jacobians = torch.stack([torch.func.jacrev(hidden_output)(row) for row in x])
     finally:
         model.train(was_training)
+    # a diverged network has no spectrum: NaN, decided on the device (no host sync)
     jacobians = jacobians.detach()
-    if not torch.isfinite(jacobians).all():  # a diverged network: no spectrum to measure
-        return torch.full(jacobians.shape[:-1], torch.nan, dtype=jacobians.dtype)
-    return torch.linalg.svdvals(jacobians)
+    broken = ~torch.isfinite(jacobians).flatten(1).all(dim=1, keepdim=True)  # (n, 1)
+    values = torch.linalg.svdvals(jacobians.nan_to_num(0.0, 0.0, 0.0))
+    return values.masked_fill(broken, torch.nan)
 
 
-def spectrum_summary(singular_values: torch.Tensor) -> dict[str, float]:
-    """Quantiles of s (jacobian_sv_q50, ...), and mean and variance of s^2 (NaN where any
-    singular value is NaN: a diverged network)."""
+def spectrum_summary(singular_values: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Quantiles of s (jacobian_sv_q50, ...), and mean and variance of s^2, as 0-d float64
+    tensors on s's device (NaN where any singular value is NaN: a diverged network)."""
     s = singular_values.flatten().double()
-    values = {f"jacobian_sv_q{round(q * 100):03d}": float(torch.quantile(s, q)) for q in QUANTILES}
-    values["jacobian_sv2_mean"] = float(s.pow(2).mean())
-    values["jacobian_sv2_var"] = float(s.pow(2).var(correction=0))
+    quantiles = torch.quantile(s, torch.tensor(QUANTILES, dtype=s.dtype, device=s.device))
+    names = [f"jacobian_sv_q{round(q * 100):03d}" for q in QUANTILES]
+    values = dict(zip(names, quantiles.unbind(), strict=True))
+    values["jacobian_sv2_mean"] = s.pow(2).mean()
+    values["jacobian_sv2_var"] = s.pow(2).var(correction=0)
     return values
 
 
@@ -65,11 +68,7 @@ def jacobian(p: ProbeInput) -> dict[str, torch.Tensor]:
     for r in range(p.model.replicas):
         with torch.enable_grad():
             rows.append(spectrum_summary(jacobian_singular_values(p.model, x[r].detach(), r)))
-    device = x.device
-    return {
-        name: torch.tensor([[row[name]] for row in rows], dtype=torch.float64, device=device)
-        for name in rows[0]
-    }
+    return {name: torch.stack([row[name] for row in rows]).unsqueeze(1) for name in rows[0]}
 
 
 def isometry(singular_values: np.ndarray | torch.Tensor) -> float:
