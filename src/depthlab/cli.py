@@ -30,6 +30,7 @@ CONFIG_MODULE = "depthlab.conf"
 CONFIG_NAME = "config"
 EXIT_USAGE = 2
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+REMOTE_LAUNCHERS = ("SlurmLauncher",)  # launchers whose jobs run on other machines
 # Flags with which Hydra only prints or runs something other than jobs: nothing to check.
 PASS_THROUGH = (
     "help",
@@ -77,15 +78,25 @@ def check_jobs(
             jobs = expand_jobs(overrides, multirun, config_name)
             if jobs is None:
                 return None, ""  # another sweeper: its own syntax, its own checks
+            here = not runs_elsewhere(overrides, config_name)
             configs = []
             for job in jobs:
                 configs.append(to_config(compose(config_name, overrides=job)))
-                validate(configs[-1])
+                validate(configs[-1], here=here)
         except ConfigError as exc:
             return None, str(exc)
         except Exception as exc:  # Hydra's, OmegaConf's, or anything unforeseen: one line
             return None, describe(exc, job, config_name)
     return configs, ""
+
+
+def runs_elsewhere(overrides: list[str], config_name: str) -> bool:
+    """Whether the launcher runs the jobs on other machines (a SLURM cluster): then what
+    this machine has (a GPU) says nothing about where they run, and the jobs check it."""
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
+    hydra_cfg = compose(config_name, overrides=fixed, return_hydra_config=True).hydra
+    return str(hydra_cfg.launcher.get("_target_", "")).endswith(REMOTE_LAUNCHERS)
 
 
 def expand_jobs(overrides: list[str], multirun: bool, config_name: str) -> list[list[str]] | None:

@@ -153,8 +153,10 @@ def _check_int_range(obj: object, prefix: str) -> None:
             raise ConfigError(f"{prefix}{f.name}", value, f"an integer below {INT64_MAX}")
 
 
-def validate(cfg: Config) -> None:
-    """Raise ConfigError (key, value, what is allowed) for the first invalid value."""
+def validate(cfg: Config, here: bool = True) -> None:
+    """Raise ConfigError (key, value, what is allowed) for the first invalid value.
+    ``here``: the run will run on this machine, so ``device=cuda`` needs a GPU here (False
+    when a launcher sends it to other machines, where the run checks it itself)."""
     _int_at_least(cfg, "depth", 1, MAX_DEPTH)
     _int_at_least(cfg, "width", 1)
     _one_of("activation", cfg.activation, ACTIVATIONS.names())
@@ -201,6 +203,6 @@ def validate(cfg: Config) -> None:
     if not (math.isfinite(cfg.flush_seconds) and cfg.flush_seconds >= 0):
         raise ConfigError("flush_seconds", cfg.flush_seconds, "a finite number >= 0")
     _one_of("device", cfg.device, DEVICES)
-    if cfg.device == "cuda" and not torch.cuda.is_available():
+    if here and cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device", "cuda", ("auto", "cpu"), "no CUDA device is available")
     _one_of("dtype", cfg.dtype, tuple(DTYPES))
