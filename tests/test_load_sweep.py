@@ -1,0 +1,215 @@
+"""load_sweep at scale: one scan of all part files, exact rows, selection, and bad files
+named while everything else is still read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from depthlab.records import METRICS_DIR, METRICS_SCHEMA, RUN_FILE, RunRecorder
+from depthlab.results import load_sweep
+
+Row = tuple[str, int, int, int, str, float]
+
+
+def write_run(folder: Path, run_id: str, seed: int = 0, parts: int = 2) -> list[Row]:
+    """A finished run with ``parts`` part files of loss (layer 0) and delta_norm (layers
+    1..3) rows whose values encode run, part and layer; returns the rows as written."""
+    recorder = RunRecorder(folder, {"run_id": run_id, "depth": 3}, seed=seed)
+    rows: list[Row] = []
+    base = 1000.0 * (sum(map(ord, run_id)) % 97)
+    for part in range(parts):
+        recorder.log(part, 0, "loss", base + part)
+        recorder.log(part, [1, 2, 3], "delta_norm", [base + part + l / 10 for l in (1, 2, 3)])
+        recorder.flush()
+        rows.append((run_id, seed, part, 0, "loss", base + part))
+        rows += [(run_id, seed, part, l, "delta_norm", base + part + l / 10) for l in (1, 2, 3)]
+    recorder.finish("ok")
+    return rows
+
+
+def frame(rows: list[Row]) -> pd.DataFrame:
+    """The rows as load_sweep returns them: METRICS_SCHEMA columns and types."""
+    columns = dict(zip(METRICS_SCHEMA.names, zip(*rows, strict=True), strict=True))
+    return pa.table(columns, schema=METRICS_SCHEMA).to_pandas()
+
+
+def only(expected: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return expected[expected["metric"] == metric].reset_index(drop=True)
+
+
+@pytest.fixture
+def sweep_dir(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    """Runs at two depths (0/, 1/, 2/seed=0/, 2/seed=1/), one with an earlier run set
+    aside in .superseded/, and a .hydra folder; with the rows load_sweep must return."""
+    write_run(tmp_path / "0", "old", parts=1)  # then replaced by the next run
+    rows = write_run(tmp_path / "0", "a")
+    rows += write_run(tmp_path / "1", "b", parts=3)
+    rows += write_run(tmp_path / "2" / "seed=0", "c0", seed=0)
+    rows += write_run(tmp_path / "2" / "seed=1", "c1", seed=1)
+    (tmp_path / ".hydra").mkdir()
+    write_run(tmp_path / ".hydra" / "stray", "hidden")
+    assert (tmp_path / "0" / ".superseded").is_dir()
+    return tmp_path, frame(rows)
+
+
+def part(root: Path, run: str, name: str) -> Path:
+    return root / run / METRICS_DIR / name
+
+
+def without(expected: pd.DataFrame, run_id: str, step: int) -> pd.DataFrame:
+    """``expected`` less the rows of one part file (one step of one run)."""
+    keep = (expected["run_id"] != run_id) | (expected["step"] != step)
+    return expected[keep].reset_index(drop=True)
+
+
+def test_reads_exactly_the_written_rows_in_run_order(sweep_dir) -> None:
+    root, expected = sweep_dir
+    sweep = load_sweep(root)
+    assert sweep.problems == []
+    assert list(sweep.runs["run_id"]) == ["a", "b", "c0", "c1"]
+    assert list(sweep.runs["path"]) == ["0", "1", "2/seed=0", "2/seed=1"]
+    pd.testing.assert_frame_equal(sweep.metrics, expected)
+    for column in ("run_id", "metric"):  # strings, not categoricals
+        assert pd.api.types.is_string_dtype(sweep.metrics[column])
+        assert not isinstance(sweep.metrics[column].dtype, pd.CategoricalDtype)
+
+
+def test_metric_selection_reads_only_those_rows(sweep_dir) -> None:
+    root, expected = sweep_dir
+    pd.testing.assert_frame_equal(
+        load_sweep(root, metrics=["loss"]).metrics, only(expected, "loss")
+    )
+    pd.testing.assert_frame_equal(
+        load_sweep(root, metrics="delta_norm").metrics, only(expected, "delta_norm")
+    )
+    both = load_sweep(root, metrics=["delta_norm", "loss", "absent"]).metrics
+    pd.testing.assert_frame_equal(both, expected)
+    for nothing in (False, []):
+        sweep = load_sweep(root, metrics=nothing)
+        assert len(sweep.runs) == 4 and sweep.metrics.empty
+        assert list(sweep.metrics.columns) == METRICS_SCHEMA.names
+
+
+def write_part(path: Path, **columns: pa.Array | None) -> None:
+    """A one-row part file of run b at step 9, with ``columns`` replaced, added, or (None)
+    left out."""
+    row = {"run_id": ["b"], "seed": [0], "step": [9], "layer": [1], "metric": ["loss"]}
+    table = pa.table({**row, "value": [1.0]}).cast(METRICS_SCHEMA)
+    for name, values in columns.items():
+        index = table.schema.get_field_index(name)
+        if values is None:
+            table = table.remove_column(index)
+        elif index >= 0:
+            table = table.set_column(index, name, values)
+        else:
+            table = table.append_column(name, values)
+    pq.write_table(table, path)
+
+
+BAD_PARTS = {
+    "foreign run_id": ({"run_id": pa.array(["zz"])}, "another run"),
+    "int32 step": ({"step": pa.array([9], pa.int32())}, "step: int32 instead of step: int64"),
+    "null value": ({"value": pa.array([None], pa.float64())}, "null values in 'value'"),
+    "negative layer": ({"layer": pa.array([-2], pa.int32())}, "layer below 0"),
+    "metric name": ({"metric": pa.array(["Delta Norm"])}, "not snake_case: ['Delta Norm']"),
+    "extra column": ({"extra": pa.array([1])}, "differs: extra column 'extra'"),
+    "no seed column": ({"seed": None}, "differs: lacks 'seed'"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_PARTS, ids=list(BAD_PARTS))
+def test_a_bad_part_file_is_named_and_the_rest_read(sweep_dir, case: str) -> None:
+    root, expected = sweep_dir
+    columns, reason = BAD_PARTS[case]
+    bad = part(root, "1", "part-00009.parquet")
+    write_part(bad, **columns)
+    sweep = load_sweep(root)
+    assert len(sweep.problems) == 1, sweep.problems
+    assert sweep.problems[0].startswith(f"{bad}: SchemaError: ")
+    assert reason in sweep.problems[0], sweep.problems[0]
+    pd.testing.assert_frame_equal(sweep.metrics, expected)
+
+
+def test_a_bad_part_file_replacing_a_good_one_takes_its_rows_along(sweep_dir) -> None:
+    root, expected = sweep_dir
+    bad = part(root, "1", "part-00001.parquet")
+    write_part(bad, run_id=pa.array(["a"]))
+    sweep = load_sweep(root)
+    assert len(sweep.problems) == 1 and sweep.problems[0].startswith(f"{bad}: ")
+    pd.testing.assert_frame_equal(sweep.metrics, without(expected, "b", 1))
+
+
+def test_truncated_and_foreign_parts_are_named_in_the_slow_path(sweep_dir) -> None:
+    root, expected = sweep_dir
+    truncated = part(root, "2/seed=0", "part-00001.parquet")
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    foreign = part(root, "1", "part-00000.parquet")  # a valid file of run a, copied into b
+    foreign.write_bytes(part(root, "0", "part-00000.parquet").read_bytes())
+    sweep = load_sweep(root)
+    assert len(sweep.problems) == 2, sweep.problems
+    assert sweep.problems[0].startswith(f"{foreign}: ") and "another run" in sweep.problems[0]
+    assert sweep.problems[1].startswith(f"{truncated}: ")
+    pd.testing.assert_frame_equal(sweep.metrics, without(without(expected, "c0", 1), "b", 0))
+    delta = load_sweep(root, metrics="delta_norm")
+    assert len(delta.problems) == 2
+    pd.testing.assert_frame_equal(
+        delta.metrics, only(without(without(expected, "c0", 1), "b", 0), "delta_norm")
+    )
+
+
+def test_a_part_file_damaged_inside_is_named_in_the_slowest_path(sweep_dir) -> None:
+    root, expected = sweep_dir
+    damaged = part(root, "1", "part-00002.parquet")
+    data = bytearray(damaged.read_bytes())
+    data[4 : len(data) // 3] = b"\xab" * (len(data) // 3 - 4)  # pages garbled, footer intact
+    damaged.write_bytes(bytes(data))
+    truncated = part(root, "2/seed=1", "part-00000.parquet")
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    sweep = load_sweep(root)
+    assert [p.split(": ")[0] for p in sweep.problems] == [str(damaged), str(truncated)]
+    pd.testing.assert_frame_equal(sweep.metrics, without(without(expected, "b", 2), "c1", 0))
+
+
+def test_a_corrupt_run_file_skips_its_run(sweep_dir) -> None:
+    root, expected = sweep_dir
+    (root / "1" / RUN_FILE).write_bytes(b"PAR1 not really")
+    sweep = load_sweep(root)
+    assert len(sweep.problems) == 1 and sweep.problems[0].startswith(f"{root / '1' / RUN_FILE}: ")
+    assert list(sweep.runs["run_id"]) == ["a", "c0", "c1"]
+    pd.testing.assert_frame_equal(
+        sweep.metrics, expected[expected["run_id"] != "b"].reset_index(drop=True)
+    )
+
+
+def test_numbers_inside_folder_names_sort_as_numbers(tmp_path: Path) -> None:
+    for job, seed in ((10, 1), (2, 10), (2, 2), (10, 0)):
+        write_run(tmp_path / str(job) / f"seed={seed}", f"j{job}s{seed}", seed=seed, parts=1)
+    runs = load_sweep(tmp_path).runs
+    assert list(runs["path"]) == ["2/seed=2", "2/seed=10", "10/seed=0", "10/seed=1"]
+    assert list(load_sweep(tmp_path).metrics["run_id"].unique()) == list(runs["run_id"])
+
+
+def test_an_empty_sweep_and_a_run_without_metrics(tmp_path: Path) -> None:
+    sweep = load_sweep(tmp_path)
+    assert sweep.runs.empty and sweep.metrics.empty and sweep.problems == []
+    assert list(sweep.metrics.columns) == METRICS_SCHEMA.names
+    RunRecorder(tmp_path / "0", {"run_id": "x"}, seed=0)  # started, nothing flushed yet
+    sweep = load_sweep(tmp_path)
+    assert list(sweep.runs["status"]) == ["running"] and sweep.metrics.empty
+    assert sweep.problems == []
+
+
+def test_two_runs_with_the_same_run_id_are_both_read(sweep_dir) -> None:
+    root, expected = sweep_dir
+    twin = write_run(root / "3", "b", parts=3)  # e.g. a run folder copied within the sweep
+    sweep = load_sweep(root)
+    assert sweep.problems == [] and list(sweep.runs["run_id"]) == ["a", "b", "c0", "c1", "b"]
+    pd.testing.assert_frame_equal(
+        sweep.metrics, pd.concat([expected, frame(twin)], ignore_index=True)
+    )
