@@ -471,6 +471,8 @@ def _train(
 
     def log_evaluation(step: int, which: list[Replica]) -> list[Replica]:
         """Log train and test figures at ``step`` for ``which``; those with a non-finite one."""
+        if not which:
+            return []
         model.calibrate_batchnorm_(data.x_train, EVAL_CHUNK)
         train_fig = evaluate(model, data.x_train, data.y_train, loss_name, data.task)
         test_fig = evaluate(model, data.x_test, data.y_test, loss_name, data.task)
@@ -516,6 +518,8 @@ def _train(
 
     def finish(which: list[Replica], step: int, evaluate_first: bool) -> None:
         """End ``which`` at ``step`` as runs of their own would end: figures, final probe."""
+        if not which:
+            return
         if evaluate_first:
             log_evaluation(step, which)  # the final figures describe the diverged network
         probe_final(step, which)
