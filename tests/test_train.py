@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -392,3 +393,24 @@ def test_costly_probes_run_at_fewer_steps(tiny: Config, tmp_path: Path) -> None:
     assert set(df[df["metric"] == "delta_norm"]["step"]) == {0, 2, 4, 6}
     for metric in ("jacobian_sv2_var", "hessian_min"):
         assert set(df[df["metric"] == metric]["step"]) == {0, 6}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")), reason="no C compiler"
+)
+def test_compiled_steps_train_the_same_network(tiny: Config, tmp_path: Path) -> None:
+    """compile=true runs the unprobed steps through torch.compile (probed steps stay eager,
+    for the hooks): the same training to float tolerance, and the compiler really ran."""
+    import torch._dynamo
+
+    cfg = dataclasses.replace(tiny, steps=30)
+    eager = train(cfg, tmp_path / "eager")
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled = train(dataclasses.replace(cfg, compile=True), tmp_path / "compiled")
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
+    a, b = (curve(r.run_dir, "batch_loss") for r in (eager, compiled))
+    assert len(a) == len(b) == 30
+    assert np.allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert compiled.row["compile"] is True

@@ -67,6 +67,7 @@ class Config:
     threads: int = 0  # torch's intra-op threads for the run; 0 leaves torch's default
     resume: bool = True  # skip the run when its folder already holds its finished records
     flush_seconds: float = 10.0  # at most this long between record flushes (at evaluations)
+    compile: bool = False  # torch.compile the steps that are not probed (long runs)
 
 
 def register_configs(store: ConfigStore | None = None) -> None:

@@ -420,6 +420,8 @@ def _train(
     records, while the rest train on."""
     data = load_data(cfg.data, device, dtype)
     model = build_model(cfg, data, device, dtype)
+    # unprobed steps may run compiled; probed ones need the hooks, so they run eagerly
+    stepper = torch.compile(model) if cfg.compile else model
     optimizer = cfg.optimizer.build(model.parameters(), cfg.lr)
     for r in replicas:
         r.batches = batch_indices(
@@ -445,7 +447,7 @@ def _train(
     ) -> torch.Tensor:
         """Forward and backward on one batch (probing when asked); the per-replica losses."""
         with Capture(model) if probe else contextlib.nullcontext() as capture:
-            losses = loss_fn(model(x), y, data.task)
+            losses = loss_fn((model if probe else stepper)(x), y, data.task)
             optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()
         if probe:
