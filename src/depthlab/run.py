@@ -40,8 +40,6 @@ def app(cfg: DictConfig) -> float | None:
         if hydra_cfg.mode.name == "RUN":
             sys.exit(1)
         return None  # a sweep goes on with its next run
-    if result.resumed:
-        log.info("%s: finished before in %s, not run again", label or "defaults", result.run_dir)
     for row in result.rows:
         log.info(
             "%s%s: %s, loss %.4g, test loss %.4g, %.1f s -> %s",
