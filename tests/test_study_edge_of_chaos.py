@@ -90,10 +90,12 @@ def test_quick_sweep_the_critical_net_trains_best_at_depth_40(quick_sweep) -> No
     sweep = load_sweep(quick_sweep("edge_of_chaos"))
     table = trainability(sweep).set_index(["sigma_w2", "depth"])
     assert len(table) == 6
-    # after 20 steps the off-critical depth-40 nets (beyond 6 xi_c) sit at chance; the
-    # critical one learns
-    critical = table.loc[(1.76, 40), "final_accuracy"]
-    assert critical > table.loc[(1.0, 40), "final_accuracy"] + 0.05
-    assert critical > table.loc[(4.5, 40), "final_accuracy"] + 0.05
+    # after 20 steps the off-critical depth-40 nets (beyond 6 xi_c) sit at chance loss,
+    # ln 10, or above it; the critical one learns. (Accuracy after 20 steps is too noisy a
+    # measure: a change of float rounding moved the chaotic net from 0.10 to 0.15.)
+    critical = table.loc[(1.76, 40), "final_loss"]
+    assert critical < np.log(10) - 0.1
+    assert critical < table.loc[(1.0, 40), "final_loss"] - 0.1
+    assert critical < table.loc[(4.5, 40), "final_loss"] - 0.1
     assert not table.loc[(1.0, 40), "predicted"] and table.loc[(1.76, 40), "predicted"]
     assert STUDIES["edge_of_chaos"].verdict(sweep).reproduced is None
