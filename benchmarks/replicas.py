@@ -23,17 +23,12 @@ import tempfile
 import time
 
 import torch
+from common import critical_tanh, timed
 
 from depthlab.config import Config
 from depthlab.data import load_data
-from depthlab.inits import Gaussian
 from depthlab.losses import LOSSES
 from depthlab.train import build_model, train
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def bare_steps(cfg: Config, device: torch.device, steps: int) -> tuple[callable, callable]:
@@ -57,18 +52,13 @@ def bare_steps(cfg: Config, device: torch.device, steps: int) -> tuple[callable,
             loss.backward()
             optimizer.step()
 
-    def timed(work) -> float:
-        sync(device)
-        start = time.perf_counter()
-        work()
-        sync(device)
-        return time.perf_counter() - start
-
     def one_batched() -> float:
-        return timed(lambda: run(batched, x, y))
+        return timed(lambda: run(batched, x, y), device)
 
     def sequential() -> float:
-        return timed(lambda: [run(m, x[r : r + 1], y[r : r + 1]) for r, m in enumerate(singles)])
+        return timed(
+            lambda: [run(m, x[r : r + 1], y[r : r + 1]) for r, m in enumerate(singles)], device
+        )
 
     return one_batched, sequential
 
@@ -76,7 +66,7 @@ def bare_steps(cfg: Config, device: torch.device, steps: int) -> tuple[callable,
 def whole_runs(cfg: Config) -> tuple[callable, callable]:
     """Two closures timing train(): one run with R replicas, and R runs of one replica."""
 
-    def timed(configs: list[Config]) -> float:
+    def trained(configs: list[Config]) -> float:
         with tempfile.TemporaryDirectory() as folder:
             start = time.perf_counter()
             for k, c in enumerate(configs):
@@ -84,7 +74,7 @@ def whole_runs(cfg: Config) -> tuple[callable, callable]:
             return time.perf_counter() - start
 
     singles = [dataclasses.replace(cfg, seed=cfg.seed + r, replicas=1) for r in range(cfg.replicas)]
-    return (lambda: timed([cfg])), (lambda: timed(singles))
+    return (lambda: trained([cfg])), (lambda: trained(singles))
 
 
 def compare(name: str, batched, sequential, repeats: int) -> None:
@@ -116,12 +106,10 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.set_flush_denormal(True)
-    cfg = Config(
-        depth=args.depth,
-        width=args.width,
-        activation="tanh",
-        init=Gaussian(sigma_w2=1.76, sigma_b2=0.05),
-        batch_size=args.batch,
+    cfg = critical_tanh(
+        args.depth,
+        args.width,
+        args.batch,
         steps=args.steps,
         eval_every=args.steps,
         lr=0.01,

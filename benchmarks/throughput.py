@@ -25,28 +25,12 @@ import time
 from collections.abc import Callable
 
 import torch
+from common import critical_tanh, sync, timed
 
-from depthlab.config import Config
 from depthlab.data import load_data
-from depthlab.inits import Gaussian
 from depthlab.losses import LOSSES
 from depthlab.probes import Capture, compute, host_arrays, probe_names
 from depthlab.train import build_model
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(work: Callable[[], object], device: torch.device, calls: int) -> float:
-    """Seconds per call of ``work``, over ``calls`` calls."""
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(calls):
-        work()
-    sync(device)
-    return (time.perf_counter() - start) / calls
 
 
 def step_flops(widths: list[int], batch: int) -> float:
@@ -66,13 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.set_flush_denormal(True)
-    cfg = Config(
-        depth=args.depth,
-        width=args.width,
-        activation="tanh",
-        init=Gaussian(sigma_w2=1.76, sigma_b2=0.05),
-        batch_size=args.batch,
-    )
+    cfg = critical_tanh(args.depth, args.width, args.batch)
     data = load_data(cfg.data, device, torch.float32)
     model = build_model(cfg, data, device, torch.float32)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-6)
