@@ -148,33 +148,6 @@ def test_regression_records_no_accuracy(tmp_path: Path) -> None:
     assert "accuracy" not in set(read_metrics(tmp_path)["metric"])
 
 
-@pytest.mark.parametrize(
-    ("optimizer", "torch_class", "hyper"),
-    [
-        (OPTIMIZERS["sgd"](weight_decay=0.01), torch.optim.SGD, {"weight_decay": 0.01}),
-        (
-            OPTIMIZERS["momentum"](momentum=0.8, nesterov=True),
-            torch.optim.SGD,
-            {"momentum": 0.8, "nesterov": True},
-        ),
-        (
-            OPTIMIZERS["adam"](beta1=0.8, eps=1e-6, weight_decay=0.1),
-            torch.optim.Adam,
-            {"betas": (0.8, 0.999), "eps": 1e-6, "weight_decay": 0.1},
-        ),
-        (
-            OPTIMIZERS["adam"](decoupled=True, weight_decay=0.1),
-            torch.optim.AdamW,
-            {"weight_decay": 0.1},
-        ),
-    ],
-)
-def test_optimizer_parameters_reach_torch(optimizer, torch_class, hyper) -> None:
-    built = optimizer.build([torch.nn.Parameter(torch.zeros(3))], lr=0.3)
-    assert type(built) is torch_class and built.defaults["lr"] == 0.3
-    assert {k: built.defaults[k] for k in hyper} == hyper
-
-
 @pytest.mark.parametrize(("name", "lr"), [("sgd", 0.5), ("momentum", 0.05), ("adam", 0.01)])
 def test_every_optimizer_reduces_the_loss(
     tiny: Config, tmp_path: Path, name: str, lr: float

@@ -11,7 +11,7 @@ so notebooks can build runs without Hydra.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from depthlab.activations import ACTIVATIONS
+from depthlab.batching import BATCHINGS, On
 from depthlab.data import CLASSIFICATION, DATASETS, MNIST1D
 from depthlab.errors import ConfigError
 from depthlab.inits import INITS, TorchDefault
@@ -28,7 +29,13 @@ from depthlab.model import NORMS
 from depthlab.optimizers import OPTIMIZERS, SGD
 from depthlab.probes.schedule import SCHEDULES, DefaultProbes
 
-GROUPS = {"init": INITS, "data": DATASETS, "optimizer": OPTIMIZERS, "probes": SCHEDULES}
+GROUPS = {
+    "init": INITS,
+    "data": DATASETS,
+    "optimizer": OPTIMIZERS,
+    "probes": SCHEDULES,
+    "batching": BATCHINGS,
+}
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MAX_DEPTH = 1000
@@ -68,10 +75,33 @@ class Config:
     resume: bool = True  # skip the run when its folder already holds its finished records
     flush_seconds: float = 10.0  # at most this long between record flushes (at evaluations)
     compile: bool = False  # torch.compile the steps that are not probed (long runs)
+    cuda_graph: bool = True  # on CUDA, replay unprobed steps from a captured CUDA graph
+    batching: Any = field(default_factory=On)  # group: on | off (batched sweeps)
+
+
+def config_columns(cfg: Config, seed: int | None = None) -> dict[str, Any]:
+    """The run row's config columns, named as on the command line: a group gives its
+    chosen option (``init``) and its fields (``init.sigma_w2``); ``seed`` is the run's
+    (a replica's seed, default ``cfg.seed``)."""
+    row: dict[str, Any] = {}
+    for key, value in asdict(cfg).items():
+        if isinstance(value, dict):  # a group: its chosen option, then its fields
+            row[key] = value.pop("name")
+            row.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            row[key] = value
+    row["seed"] = cfg.seed if seed is None else seed
+    return row
 
 
 def register_configs(store: ConfigStore | None = None) -> None:
-    """Put the schema and every registered group option into Hydra's ConfigStore."""
+    """Put the schema and every registered group option into Hydra's ConfigStore, and make
+    the batched sweeper known to Hydra (its plugin scan misses editable installs)."""
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.depthlab_sweeper.batched_sweeper import BatchedSweeper
+
+    Plugins.instance().register(BatchedSweeper)
     store = store or ConfigStore.instance()
     schema = OmegaConf.structured(Config)
     for group in GROUPS:
@@ -94,8 +124,17 @@ def to_config(cfg: DictConfig) -> Config:
 def config_from_file(path: Path | str) -> Config:
     """The typed Config of a resolved config file, e.g. a run's ``.hydra/config.yaml``: each
     group's option class is chosen by the file's ``name`` fields, then the values merged."""
-    raw = OmegaConf.load(path)
-    options = {group: registry[raw[group].name]() for group, registry in GROUPS.items()}
+    return config_from_container(OmegaConf.load(path))
+
+
+def config_from_container(raw: DictConfig) -> Config:
+    """The typed, validated Config of a plain (untyped) config: each group's option class is
+    chosen by its ``name`` field (a group missing from ``raw`` takes its default)."""
+    options = {
+        group: registry[raw[group].name]()
+        for group, registry in GROUPS.items()
+        if group in raw and "name" in raw[group]
+    }
     schema = OmegaConf.structured(Config(**options))
     config = OmegaConf.to_object(OmegaConf.merge(schema, raw))
     validate(config)

@@ -22,8 +22,9 @@ LOSSES: Registry[LossFn] = Registry("loss")
 
 def _targets(target: torch.Tensor, output: torch.Tensor, task: str) -> torch.Tensor:
     """Targets as (R, B, k) vectors: one-hot for class labels."""
-    if task == CLASSIFICATION:
-        target = F.one_hot(target, output.shape[-1]).to(output.dtype)
+    if task == CLASSIFICATION:  # scatter, not F.one_hot: no range check, so no host sync
+        onehot = output.new_zeros(*target.shape, output.shape[-1])
+        target = onehot.scatter_(-1, target.unsqueeze(-1), 1.0)
     return target.expand_as(output)
 
 

@@ -166,9 +166,12 @@ class Layer(nn.Module):
         self.skip = skip
         self.branch_scale = branch_scale
         # alpha of a^l = a^{l-1} + alpha h^l, per replica; fixed (branch_scale) unless an init
-        # makes it learnable (skipinit), see MLP.initialize_
+        # makes it learnable (skipinit), see MLP.initialize_. Drawn in float64 like the weights.
         self.alpha = (
-            nn.Parameter(torch.full((replicas, 1, 1), float(branch_scale)), requires_grad=False)
+            nn.Parameter(
+                torch.full((replicas, 1, 1), float(branch_scale), dtype=torch.float64),
+                requires_grad=False,
+            )
             if skip
             else None
         )
@@ -177,9 +180,8 @@ class Layer(nn.Module):
         h = self.activation(self.norm(self.linear(a)))
         if not self.skip:
             return h
-        if self.alpha.requires_grad:  # a learned branch scale (skipinit)
-            return a + self.alpha * h
-        return a + self.branch_scale * h if self.branch_scale != 1 else a + h
+        # alpha is per replica (runs of one batch may differ); alpha = 1 gives a + h exactly
+        return a + self.alpha * h
 
     def extra_repr(self) -> str:
         return f"l={self.index}, skip={self.skip}, branch_scale={self.branch_scale}"
@@ -280,26 +282,42 @@ class MLP(nn.Module):
         self.train(was_training)
 
     @torch.no_grad()
-    def initialize_(self, init: Init, generators: Sequence[torch.Generator]) -> None:
-        """Draw every replica's weights and biases with ``init``, replica r from generators[r].
+    def initialize_(
+        self,
+        init: Init | Sequence[Init],
+        generators: Sequence[torch.Generator],
+        branch_scales: Sequence[float] | None = None,
+    ) -> None:
+        """Draw every replica's weights and biases, replica r with ``init`` (or ``init[r]``:
+        runs batched together may differ in their init) from ``generators[r]``.
 
         Within a replica the draws go layer 1..L, weight before bias (nn.Linear's order), so a
         replica's parameters equal those of a one-replica model given the same generator.
-        Residual branches' weights are then multiplied by ``init.branch_gain(branches)``, and
-        where ``init.learned_branch_scale`` is set each branch's alpha starts there and learns.
-        Normalisation layers start at gamma = 1, beta = 0.
+        Residual branches' weights are then multiplied by ``init.branch_gain(branches)``.
+        Each branch's alpha starts at the replica's ``branch_scales[r]`` (default: the
+        model's ``branch_scale``), or at ``init.learned_branch_scale`` where that is set, and
+        then learns; all replicas must agree on whether alpha learns. Normalisation layers
+        start at gamma = 1, beta = 0.
         """
-        if len(generators) != self.replicas:
-            raise ValueError(f"need {self.replicas} generators, got {len(generators)}")
+        inits = list(init) if isinstance(init, Sequence) else [init] * self.replicas
+        scales = list(branch_scales) if branch_scales is not None else None
+        if len(generators) != self.replicas or len(inits) != self.replicas:
+            raise ValueError(f"need {self.replicas} generators and inits")
+        learns = {i.learned_branch_scale is not None for i in inits}
+        if len(learns) != 1:
+            raise ValueError("replicas of one model must agree on whether alpha learns")
         branches = sum(layer.skip for layer in self.layers)
-        gain = init.branch_gain(branches)
-        for r, generator in enumerate(generators):
+        for r, (rinit, generator) in enumerate(zip(inits, generators, strict=True)):
+            gain = rinit.branch_gain(branches)
             for layer in self.layers:
-                init.fill_(layer.linear.weight[r], layer.linear.bias[r], generator)
+                rinit.fill_(layer.linear.weight[r], layer.linear.bias[r], generator)
                 if layer.skip and gain != 1.0:
                     layer.linear.weight[r].mul_(gain)
-        learned = init.learned_branch_scale
+            learned = rinit.learned_branch_scale
+            for layer in self.layers:
+                if layer.skip:
+                    start = layer.branch_scale if scales is None else scales[r]
+                    layer.alpha[r].fill_(start if learned is None else learned)
         for layer in self.layers:
             if layer.skip:
-                layer.alpha.fill_(layer.branch_scale if learned is None else learned)
-                layer.alpha.requires_grad_(learned is not None)
+                layer.alpha.requires_grad_(learns == {True})

@@ -1,13 +1,22 @@
 """Registered optimisers: the ``optimizer`` config group (the learning rate is top-level ``lr``).
 
-All of them act elementwise, so a batched model with a leading replica dimension is
-updated exactly as its replicas would be one by one.
+Every run of a batched model may carry its own learning rate and hyperparameters: they are
+tensors with the replica dimension, and the update is written for the whole batch at once.
+The model's trainable parameters (each (R, ...)) are gathered into one flat (R, P) buffer
+(the parameters become views of it), so an update is a handful of elementwise ops on that
+buffer whatever the depth: few kernels, no host synchronisation, nothing allocated after
+construction, so a step can be captured in a CUDA graph. Each op acts on every element on
+its own, so a run's numbers do not depend on which other runs share its batch.
+
+The update rules are PyTorch's (``torch.optim.SGD`` with and without momentum, ``Adam``,
+``AdamW``); ``Optimizer.torch_optimizer`` builds that equivalent, which the tests use as the
+oracle.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +32,28 @@ class Optimizer:
     name: str = "optimizer"
     weight_decay: float = 0.0
 
-    def build(self, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    def kind(self) -> tuple:
+        """What selects the update formula: runs batched together must share it. The
+        numeric hyperparameters (:meth:`hyperparameters`) may differ from run to run."""
+        return (self.name,)
+
+    def hyperparameters(self) -> dict[str, float]:
+        """The per-run numbers of the update (the learning rate comes on top)."""
+        return {"weight_decay": self.weight_decay}
+
+    def batched(
+        self,
+        params: Sequence[torch.nn.Parameter],
+        options: Sequence[Optimizer],
+        lrs: Sequence[float],
+    ) -> BatchedOptimizer:
+        """The update of a batched model whose run r uses ``options[r]`` and ``lrs[r]``."""
+        raise NotImplementedError
+
+    def torch_optimizer(
+        self, params: Iterable[torch.nn.Parameter], lr: float
+    ) -> torch.optim.Optimizer:
+        """PyTorch's own optimiser with these settings (the oracle of the batched update)."""
         raise NotImplementedError
 
     def check(self, key: str = "optimizer") -> None:
@@ -34,6 +64,149 @@ class Optimizer:
 OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer")
 
 
+class BatchedOptimizer:
+    """Updates R runs' parameters at once, run r with its own hyperparameters.
+
+    ``params`` are the model's trainable parameters, each with the leading replica dimension
+    R. Construction moves them into one flat (R, P) buffer ``flat`` (each parameter becomes a
+    view of its slice) and allocates the gradient buffer and the state, which therefore keep
+    their addresses (a captured step reads and writes them in place). ``hyper[name]`` is an
+    (R, 1) tensor of the parameters' dtype. A gradient that autograd did not produce counts
+    as zero.
+    """
+
+    state_names: tuple[str, ...] = ()
+
+    def __init__(
+        self, params: Sequence[torch.nn.Parameter], hyper: dict[str, Sequence[float]]
+    ) -> None:
+        self.params = list(params)
+        first = self.params[0]
+        runs, device, dtype = first.shape[0], first.device, first.dtype
+        sizes = [p[0].numel() for p in self.params]
+        self.flat = torch.empty(runs, sum(sizes), device=device, dtype=dtype)
+        self.grad = torch.zeros_like(self.flat)
+        offset = 0
+        with torch.no_grad():
+            for p, size in zip(self.params, sizes, strict=True):
+                view = self.flat[:, offset : offset + size].view(p.shape)
+                view.copy_(p)
+                p.data = view  # the parameter now lives in the flat buffer
+                offset += size
+        self.hyper = {
+            name: torch.tensor(values, device=device, dtype=dtype).view(runs, 1)
+            for name, values in hyper.items()
+        }
+        self.state = {name: torch.zeros_like(self.flat) for name in self.state_names}
+        decay = hyper.get("weight_decay", [0.0])
+        self.decays = any(wd != 0 for wd in decay)  # decided on the host, never synced
+        self.all_decay = all(wd != 0 for wd in decay)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the parameters' gradients (as ``torch.optim`` does)."""
+        for p in self.params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        """Everything a step changes: parameters and optimiser state (to save and restore)."""
+        return [self.flat, *self.state.values()]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One update of every run from the parameters' current gradients."""
+        grads = [
+            (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(p.shape[0], -1)
+            for p in self.params
+        ]
+        torch.cat(grads, dim=1, out=self.grad)
+        self.update(self.flat, self.grad)
+
+    def update(self, p: torch.Tensor, g: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def _coupled_decay(self, p: torch.Tensor, g: torch.Tensor) -> None:
+        """g <- g + wd p, only for the runs with wd != 0 (so a run without weight decay
+        computes exactly what it computes alone, even where p is not finite)."""
+        wd = self.hyper["weight_decay"]
+        if self.all_decay:
+            g.addcmul_(p, wd)
+        elif self.decays:
+            g.copy_(torch.where(wd != 0, g.addcmul(p, wd), g))
+
+
+class BatchedSGD(BatchedOptimizer):
+    """W <- W - lr (g + wd W), torch.optim.SGD without momentum."""
+
+    def update(self, p: torch.Tensor, g: torch.Tensor) -> None:
+        self._coupled_decay(p, g)
+        p.addcmul_(g, self.hyper["lr"], value=-1)
+
+
+class BatchedMomentum(BatchedOptimizer):
+    """torch.optim.SGD with momentum mu (dampening 0): v <- mu v + g (v starts at g);
+    W <- W - lr v, or W <- W - lr (g + mu v) with Nesterov."""
+
+    state_names = ("momentum_buffer",)
+
+    def __init__(self, params, hyper, nesterov: bool) -> None:
+        super().__init__(params, hyper)
+        self.nesterov = nesterov
+
+    def update(self, p: torch.Tensor, g: torch.Tensor) -> None:
+        self._coupled_decay(p, g)
+        mu, v = self.hyper["momentum"], self.state["momentum_buffer"]
+        v.mul_(mu).add_(g)  # v = 0 before the first step: then v = g exactly
+        direction = g.addcmul_(v, mu) if self.nesterov else v
+        p.addcmul_(direction, self.hyper["lr"], value=-1)
+
+
+class BatchedAdam(BatchedOptimizer):
+    """Adam (torch.optim.Adam), or AdamW when ``decoupled``: with t the step count,
+    m <- beta1 m + (1 - beta1) g; v <- beta2 v + (1 - beta2) g^2;
+    W <- W - lr / (1 - beta1^t) m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
+    Coupled weight decay adds wd W to g first; decoupled multiplies W by 1 - lr wd."""
+
+    state_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, hyper, decoupled: bool) -> None:
+        super().__init__(params, hyper)
+        self.decoupled = decoupled
+        self.t = torch.zeros((), device=self.flat.device, dtype=self.flat.dtype)
+        self.state["step"] = self.t
+        h = self.hyper
+        self._one_minus_beta1, self._one_minus_beta2 = 1 - h["beta1"], 1 - h["beta2"]
+
+    def update(self, p: torch.Tensor, g: torch.Tensor) -> None:
+        h, m, v = self.hyper, self.state["exp_avg"], self.state["exp_avg_sq"]
+        self.t.add_(1)
+        if self.decoupled:
+            if self.decays:  # 1 - lr 0 = 1: exact for the runs without decay
+                p.mul_(1 - h["lr"] * h["weight_decay"])
+        else:
+            self._coupled_decay(p, g)
+        m.lerp_(g, self._one_minus_beta1)
+        v.mul_(h["beta2"]).addcmul_(g.mul(g), self._one_minus_beta2)
+        step_size = h["lr"] / (1 - h["beta1"].pow(self.t))
+        denom = (v.sqrt() / (1 - h["beta2"].pow(self.t)).sqrt()).add_(h["eps"])
+        p.addcdiv_(m.mul(step_size), denom, value=-1)
+
+
+def _hyper(options: Sequence[Optimizer], lrs: Sequence[float]) -> dict[str, list[float]]:
+    """The per-run hyperparameters as lists, the learning rate included."""
+    names = options[0].hyperparameters()
+    hyper = {name: [o.hyperparameters()[name] for o in options] for name in names}
+    return {"lr": list(lrs), **hyper}
+
+
+def _same_kind(options: Sequence[Optimizer]) -> None:
+    kinds = {o.kind() for o in options}
+    if len(kinds) != 1:
+        raise ValueError(f"runs batched together need one update formula, got {sorted(kinds)}")
+
+
 @OPTIMIZERS.register_option
 @dataclass
 class SGD(Optimizer):
@@ -41,7 +214,11 @@ class SGD(Optimizer):
 
     name: str = "sgd"
 
-    def build(self, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    def batched(self, params, options, lrs) -> BatchedOptimizer:
+        _same_kind(options)
+        return BatchedSGD(params, _hyper(options, lrs))
+
+    def torch_optimizer(self, params, lr) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=lr, weight_decay=self.weight_decay)
 
 
@@ -54,7 +231,17 @@ class Momentum(Optimizer):
     momentum: float = 0.9
     nesterov: bool = False
 
-    def build(self, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    def kind(self) -> tuple:
+        return (self.name, self.nesterov)
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {**super().hyperparameters(), "momentum": self.momentum}
+
+    def batched(self, params, options, lrs) -> BatchedOptimizer:
+        _same_kind(options)
+        return BatchedMomentum(params, _hyper(options, lrs), self.nesterov)
+
+    def torch_optimizer(self, params, lr) -> torch.optim.Optimizer:
         return torch.optim.SGD(
             params,
             lr=lr,
@@ -91,7 +278,22 @@ class Adam(Optimizer):
     eps: float = 1e-8
     decoupled: bool = False
 
-    def build(self, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    def kind(self) -> tuple:
+        return (self.name, self.decoupled)
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {
+            **super().hyperparameters(),
+            "beta1": self.beta1,
+            "beta2": self.beta2,
+            "eps": self.eps,
+        }
+
+    def batched(self, params, options, lrs) -> BatchedOptimizer:
+        _same_kind(options)
+        return BatchedAdam(params, _hyper(options, lrs), self.decoupled)
+
+    def torch_optimizer(self, params, lr) -> torch.optim.Optimizer:
         cls = torch.optim.AdamW if self.decoupled else torch.optim.Adam
         return cls(
             params,

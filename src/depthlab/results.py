@@ -39,7 +39,8 @@ from depthlab.records import (
 )
 
 # run.parquet columns that describe the machine or what a key resolved to, not the config.
-ENVIRONMENT_COLUMNS = ("device_name", "denormals_flushed", "path")
+# how and where runs ran, not what they are (never a swept key)
+ENVIRONMENT_COLUMNS = ("device_name", "denormals_flushed", "batched_runs", "path")
 DERIVED_SUFFIXES = ("_version", "_resolved")
 
 # METRICS_SCHEMA as scanned: the two string columns dictionary-encoded (a part file holds

@@ -1,4 +1,4 @@
-"""One readable training loop: data, model, optimiser, records.
+"""One readable training loop for a batched model of R runs: data, model, optimiser, records.
 
 Step semantics: step 0 is the network at initialisation; step t is the network after t
 updates. ``batch_loss`` at step t is the loss of the mini-batch that update t+1 uses,
@@ -7,21 +7,25 @@ computed with the parameters of step t. ``loss``/``accuracy`` (training set) and
 ``eval_every`` steps and at the last step, in eval mode (batchnorm uses running averages).
 A non-finite loss ends the run with status ``diverged`` at the first step that shows it:
 a result, not an error.
+
+Batching: the runs of a group (several seeds of one config with ``replicas``, and several
+configs that differ only in per-run keys, see ``depthlab.grouping``) train as one model
+with a leading replica dimension. Each run draws its own weights and batches, steps with
+its own hyperparameters and logs only its own slice, on its own schedule, so its records
+are those of the run trained alone. A run whose loss stops being finite is finished exactly
+as it would be alone (final evaluation, final probe) and the others train on.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import importlib.metadata
 import itertools
 import logging
 import math
-import platform
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,7 @@ from tqdm.auto import tqdm
 from depthlab import theory
 from depthlab.config import DTYPES, Config, resolve_device, resolve_loss, validate
 from depthlab.data import CLASSIFICATION, DataSet, load_data
+from depthlab.grouping import check_batchable
 from depthlab.losses import LOSSES, accuracy
 from depthlab.model import MLP, preserved_buffers
 from depthlab.probes import (
@@ -44,26 +49,38 @@ from depthlab.probes import (
     row_layers,
     update_ratio,
 )
-from depthlab.records import NETWORK_LAYER, RunRecorder, read_run, set_aside_previous
+from depthlab.provenance import finished_rows, now, record_row, set_aside_stale
+from depthlab.records import NETWORK_LAYER, RunRecorder
+from depthlab.resources import EVAL_CHUNK, device_bytes, run_bytes, split
 from depthlab.seeding import torch_generator
+from depthlab.steps import BatchStream, Stepper, gather
 
 log = logging.getLogger(__name__)
 
-VERSIONED = ("depthlab", "torch", "numpy", "hydra-core", "omegaconf", "pandas", "pyarrow")
-EVAL_CHUNK = 8192  # samples per forward pass when evaluating a whole set
 CHECK_EVERY = 10  # steps between reading the buffered batch losses back from the device
 
 
 @dataclass(frozen=True)
+class Member:
+    """One configuration of a group to train: its config, its folder, its label in logs."""
+
+    cfg: Config
+    run_dir: Path
+    label: str = ""
+
+
+@dataclass(frozen=True)
 class RunResult:
-    """A finished run: its folder, its record rows (one per replica, in seed order) and the
-    trained model (in memory only; the records are what is kept). ``model`` is None when
-    the run was skipped because its folder already held its finished records (``resume``)."""
+    """A finished configuration: its folder, its record rows (one per replica, in seed order)
+    and the trained batched model (in memory only; the records are what is kept), in which
+    its runs are the replicas ``indices``. ``model`` is None when the runs were skipped
+    because the folder already held their finished records (``resume``)."""
 
     run_dir: Path
     rows: list[dict[str, Any]]
     model: MLP | None = None
     resumed: bool = False
+    indices: tuple[int, ...] = ()
 
     @property
     def row(self) -> dict[str, Any]:
@@ -77,22 +94,31 @@ class RunResult:
 
 
 @dataclass
-class Replica:
-    """One seed of a run (R replicas train as one batched model): where its records go,
-    its own stream of mini-batches, and how it is doing."""
+class Run:
+    """One run of a batched model (one seed of one member): its config, where its records
+    go, and how it is doing."""
 
     index: int  # position r in the batched model
+    member: int  # which member of the group it belongs to
+    cfg: Config
     seed: int
     recorder: RunRecorder
-    batches: Iterator[torch.Tensor | None] | None = None  # set once the data are loaded
     final: dict[str, Any] = field(default_factory=dict)  # the run row's final fields
     diverged_step: int | None = None
     steps_done: int = 0
-    active: bool = True  # still training: not diverged
+    active: bool = True  # still training (a diverged run trains on until its next check)
+
+    def evaluates_at(self, step: int) -> bool:
+        """Whether this run evaluates the whole sets after ``step`` updates."""
+        return step % self.cfg.eval_every == 0 or step == self.cfg.steps
+
+    def checks_at(self, step: int) -> bool:
+        """Whether this run reads its batch losses back (and ends if it diverged) here."""
+        return step % CHECK_EVERY == 0 or self.evaluates_at(step)
 
 
 def replica_seeds(cfg: Config) -> list[int]:
-    """The seeds of a run's replicas: ``seed`` .. ``seed + replicas - 1``. Replica r is the
+    """The seeds of a config's replicas: ``seed`` .. ``seed + replicas - 1``. Replica r is the
     same run as ``seed=seed+r replicas=1``: same draw, same batches, same records."""
     return [cfg.seed + r for r in range(cfg.replicas)]
 
@@ -124,11 +150,11 @@ def torch_threads(threads: int) -> Iterator[None]:
 def flush_denormal(enabled: bool) -> Iterator[None]:
     """Flush subnormal floats to zero inside the block, and restore the setting after it.
 
-    Denormal arithmetic made a deep net's CPU step about 4x slower on some processors
-    (environment.md). The flag is per thread and torch's worker threads copy it when they
-    are created, so it acts fully only when set before the process's first parallel op:
-    ``python -m depthlab.run`` sets it for the whole process before any run when every job
-    asks the same, and each run records what was in effect (:func:`denormals_flushed`).
+    Denormal arithmetic made a deep net's CPU step about 4x slower on some processors.
+    The flag is per thread and torch's worker threads copy it when they are created, so it
+    acts fully only when set before the process's first parallel op: ``python -m
+    depthlab.run`` sets it for the whole process before any run when every job asks the
+    same, and each run records what was in effect (``denormals_flushed``).
     """
     if not enabled:
         yield
@@ -147,21 +173,18 @@ def flushing_denormals() -> bool:
     return bool((tiny * tiny).item() == 0.0)
 
 
-def denormals_flushed() -> float:
-    """The fraction of a parallel CPU op's subnormal results flushed to zero, in [0, 1].
-
-    The flag is per thread: 1.0 means every intra-op thread flushes, 0.0 none; values in
-    between mean that only some threads do (the flag was changed after the thread pool
-    started). Recorded with every run as what was in effect, whatever was asked.
-    """
-    tiny = torch.full((1 << 20,), 1e-20, dtype=torch.float32)
-    return float(((tiny * tiny) == 0).float().mean())
-
-
-def build_model(cfg: Config, data: DataSet, device: torch.device, dtype: torch.dtype) -> MLP:
-    """The configured MLP with ``cfg.replicas`` replicas, replica r drawn on the CPU in
-    float64 from the ``init`` stream of seed ``seed + r``, then moved to ``device`` and
-    ``dtype`` (so float32 and float64 runs start from the same net)."""
+def build_model(
+    cfg: Config,
+    data: DataSet,
+    device: torch.device,
+    dtype: torch.dtype,
+    runs: Sequence[tuple[Config, int]] | None = None,
+) -> MLP:
+    """The configured MLP with one replica per run, replica r drawn on the CPU in float64
+    with its own config's init from the ``init`` stream of its own seed, then moved to
+    ``device`` and ``dtype`` (so float32 and float64 runs start from the same net).
+    ``runs`` lists (config, seed) per replica; default: ``cfg``'s ``replicas`` seeds."""
+    runs = list(runs) if runs is not None else [(cfg, s) for s in replica_seeds(cfg)]
     model = MLP(
         data.num_inputs,
         data.num_outputs,
@@ -172,38 +195,14 @@ def build_model(cfg: Config, data: DataSet, device: torch.device, dtype: torch.d
         residual=cfg.residual,
         branch_scale=cfg.branch_scale,
         norm=cfg.norm,
-        replicas=cfg.replicas,
+        replicas=len(runs),
     )
-    model.initialize_(cfg.init, [torch_generator(seed, "init") for seed in replica_seeds(cfg)])
+    model.initialize_(
+        [c.init for c, _ in runs],
+        [torch_generator(seed, "init") for _, seed in runs],
+        [c.branch_scale for c, _ in runs],
+    )
     return model.to(device=device, dtype=dtype)
-
-
-def batch_indices(
-    num_samples: int, batch_size: int, generator: torch.Generator, device: torch.device
-) -> Iterator[torch.Tensor | None]:
-    """Mini-batch indices, epoch after epoch: each epoch a fresh permutation cut into full
-    batches (a last partial batch is dropped). ``None`` means the full batch, in order."""
-    if batch_size >= num_samples:
-        while True:
-            yield None
-    per_epoch = num_samples // batch_size
-    while True:
-        order = torch.randperm(num_samples, generator=generator, device=device)
-        yield from order[: per_epoch * batch_size].view(per_epoch, batch_size)
-
-
-def draw_batch(
-    data: DataSet, replicas: list[Replica], drawing: list[Replica]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The next mini-batch of every replica in ``drawing``, each from its own stream, as
-    x (R, B, d) and y (R, B); replicas not drawing get the first drawer's batch (their pass
-    is not recorded). The full training set (B, d) when batches cover it."""
-    indices = {r.index: next(r.batches) for r in drawing}
-    first = next(iter(indices.values()))
-    if first is None:
-        return data.x_train, data.y_train
-    index = torch.stack([indices.get(r.index, first) for r in replicas])
-    return data.x_train[index], data.y_train[index]
 
 
 @torch.no_grad()
@@ -231,152 +230,127 @@ def evaluate(
     return result
 
 
-def config_columns(cfg: Config, seed: int) -> dict[str, Any]:
-    """The run row's config columns, named as on the command line: a group gives its
-    chosen option (``init``) and its fields (``init.sigma_w2``); ``seed`` is the replica's."""
-    row: dict[str, Any] = {}
-    for key, value in asdict(cfg).items():
-        if isinstance(value, dict):  # a group: its chosen option, then its fields
-            row[key] = value.pop("name")
-            row.update({f"{key}.{k}": v for k, v in value.items()})
-        else:
-            row[key] = value
-    row["seed"] = seed
-    return row
-
-
-def record_row(cfg: Config, device: torch.device, run_id: str, seed: int) -> dict[str, Any]:
-    """The run.parquet row at the start: config columns (as on the command line, so
-    ``device`` may say auto; ``seed`` the replica's), what they resolved to
-    (``device_resolved``, ``loss_resolved``, ``threads_resolved``), the denormal mode in
-    effect, and the environment."""
-    row: dict[str, Any] = {"run_id": run_id, **config_columns(cfg, seed)}
-    row.update(
-        loss_resolved=resolve_loss(cfg),
-        device_resolved=str(device),
-        device_name=(
-            torch.cuda.get_device_name(device)
-            if device.type == "cuda"
-            else platform.processor() or platform.machine()
-        ),
-        denormals_flushed=denormals_flushed() if device.type == "cpu" else None,
-        threads_resolved=torch.get_num_threads(),
-        started_at=_now(),
-        python_version=platform.python_version(),
-    )
-    row.update({f"{name.split('-')[0]}_version": _version(name) for name in VERSIONED})
-    return row
-
-
-# Keys that change how a run is carried out, not what it computes: a finished run counts
-# as the same run whatever they were.
-HOW_KEYS = ("resume", "threads", "flush_seconds")
-
-
-def finished_rows(cfg: Config, run_dir: Path) -> list[dict[str, Any]] | None:
-    """The records of ``cfg`` already finished in ``run_dir``, one row per replica, when
-    every replica's run.parquet says ``ok`` or ``diverged`` (a result: training again would
-    repeat it) for exactly this configuration; None when anything must run (again).
-    A ``running`` record is a run that was killed; ``failed`` ones are retried."""
-    rows = []
-    for folder, seed in zip(replica_dirs(cfg, run_dir), replica_seeds(cfg), strict=True):
-        try:
-            row = read_run(folder)
-        except Exception:  # missing, or not readable: it must run
-            return None
-        wanted = config_columns(cfg, seed)
-        same = all(
-            _plain(row.get(key)) == _plain(value)
-            for key, value in wanted.items()
-            if key not in HOW_KEYS
-        )
-        if row["status"] not in ("ok", "diverged") or not same:
-            return None
-        rows.append(row)
-    return rows
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists, as parquet gives them back."""
-    return list(value) if isinstance(value, tuple) else value
-
-
-def set_aside_stale(run_dir: Path) -> None:
-    """Move the records of an earlier run in ``run_dir`` (and in its ``seed=S`` replica
-    folders) into hidden ``.superseded`` folders, so a new run's folder holds only its own
-    runs: never mixed, never deleted (see records.set_aside_previous)."""
-    for folder in [run_dir, *sorted(run_dir.glob("seed=*"))]:
-        set_aside_previous(folder)
-
-
-def _version(distribution: str) -> str | None:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def train(cfg: Config, run_dir: Path | str, label: str = "") -> RunResult:
     """Train one configuration (``replicas`` seeds at once) and write its records into
     ``run_dir`` (one folder per replica when there are several, see :func:`replica_dirs`).
 
     Validates first (ConfigError before anything is written). With ``resume`` a run whose
-    folder already holds its finished records is not trained again (:func:`finished_rows`);
-    otherwise earlier records in the folder are set aside, never mixed in nor deleted. A
-    diverging replica ends with status ``diverged`` and the others train on; any other
-    exception (or an interrupt) is recorded as ``failed`` with its message and raised again.
+    folder already holds its finished records is not trained again; otherwise earlier
+    records in the folder are set aside, never mixed in nor deleted. A diverging replica
+    ends with status ``diverged`` and the others train on; any other exception (or an
+    interrupt) is recorded as ``failed`` with its message and raised again.
     """
-    validate(cfg)
-    device, dtype = resolve_device(cfg.device), DTYPES[cfg.dtype]
-    run_dir = Path(run_dir)
-    if cfg.resume and (rows := finished_rows(cfg, run_dir)) is not None:
-        log.info("%s: finished before in %s, not run again", label or "run", run_dir)
-        return RunResult(run_dir, rows, None, resumed=True)
-    set_aside_stale(run_dir)
-    with flush_denormal(cfg.flush_denormal and device.type == "cpu"), torch_threads(cfg.threads):
+    return train_group([Member(cfg, Path(run_dir), label)])[0]
+
+
+def train_group(members: Sequence[Member], label: str = "") -> list[RunResult]:
+    """Train several configurations as batched models, one result per member in order.
+
+    The members must differ only in per-run keys (``depthlab.grouping``; ValueError
+    otherwise). Each member keeps its own folder and records, equal to those of the member
+    trained alone. Members whose finished records are already there are skipped
+    (``resume``). The rest train as one batched model, or as several in turn when the
+    memory estimate (``depthlab.resources``) of all of them exceeds ``batching.
+    memory_fraction`` of the device's memory. A failed batched model's runs are recorded as
+    ``failed``, the other batched models still train, and the first exception is raised.
+    """
+    members = [Member(m.cfg, Path(m.run_dir), m.label) for m in members]
+    for m in members:
+        validate(m.cfg)
+    check_batchable([m.cfg for m in members])
+    shared = members[0].cfg
+    device, dtype = resolve_device(shared.device), DTYPES[shared.dtype]
+    results: dict[int, RunResult] = {}
+    todo = []
+    for i, m in enumerate(members):
+        rows = (
+            finished_rows(m.cfg, replica_dirs(m.cfg, m.run_dir), replica_seeds(m.cfg))
+            if m.cfg.resume
+            else None
+        )
+        if rows is not None:
+            log.info("%s: finished before in %s, not run again", m.label or "run", m.run_dir)
+            results[i] = RunResult(m.run_dir, rows, None, resumed=True)
+        else:
+            todo.append(i)
+    if todo:
+        data = load_data(shared.data, device, dtype)
+        per_run = run_bytes(shared, data.num_inputs, data.num_outputs, data.num_train)
+        total = device_bytes(device)
+        capacity = None if total is None else int(total * shared.batching.memory())
+        sizes = [members[i].cfg.replicas for i in todo]
+        failure: BaseException | None = None
+        for chunk in split(sizes, shared.batching.max_runs(), per_run, capacity):
+            chosen = [todo[c] for c in chunk]
+            try:
+                trained = _train_batch([members[i] for i in chosen], data, device, dtype, label)
+            except Exception as exc:  # recorded as failed; the other batches still train
+                failure = failure or exc
+                continue
+            results.update(zip(chosen, trained, strict=True))
+        if failure is not None:
+            raise failure
+    return [results[i] for i in range(len(members))]
+
+
+def _train_batch(
+    members: list[Member], data: DataSet, device: torch.device, dtype: torch.dtype, label: str
+) -> list[RunResult]:
+    """Train ``members`` as one batched model and finish every run's records."""
+    shared = members[0].cfg
+    for m in members:
+        set_aside_stale(m.run_dir)
+    with (
+        flush_denormal(shared.flush_denormal and device.type == "cpu"),
+        torch_threads(shared.threads),
+    ):
         start = time.perf_counter()
-        replicas = [
-            Replica(
-                index,
-                seed,
-                RunRecorder(folder, record_row(cfg, device, uuid.uuid4().hex[:12], seed), seed),
-            )
-            for index, (seed, folder) in enumerate(
-                zip(replica_seeds(cfg), replica_dirs(cfg, run_dir), strict=True)
-            )
-        ]
+        total = sum(m.cfg.replicas for m in members)
+        runs: list[Run] = []
+        for k, m in enumerate(members):
+            for seed, folder in zip(
+                replica_seeds(m.cfg), replica_dirs(m.cfg, m.run_dir), strict=True
+            ):
+                row = record_row(m.cfg, device, uuid.uuid4().hex[:12], seed, batched_runs=total)
+                runs.append(Run(len(runs), k, m.cfg, seed, RunRecorder(folder, row, seed)))
+        if not label:
+            label = members[0].label if len(members) == 1 else f"{total} runs batched"
         try:
-            model = _train(cfg, replicas, device, dtype, label)
+            model, captured = _train(shared, runs, data, device, dtype, label)
         except BaseException as exc:
-            for replica in replicas:
+            for run in runs:
                 try:
-                    replica.recorder.finish(
+                    run.recorder.finish(
                         "failed",
                         error=f"{type(exc).__name__}: {exc}"[:2000],
                         wall_time_s=time.perf_counter() - start,
-                        finished_at=_now(),
+                        finished_at=now(),
                     )
                 except Exception:  # keep the original error the one raised
-                    log.exception("could not record the failure of the run in %s", run_dir)
+                    log.exception("could not record the failure of %s", run.recorder.run_dir)
             raise
-        wall_time = time.perf_counter() - start
         rows = [
-            r.recorder.finish(
-                "ok" if r.diverged_step is None else "diverged",
-                wall_time_s=wall_time,
-                finished_at=_now(),
-                steps_done=r.steps_done,
-                diverged_step=r.diverged_step,
-                theory=theory_reason(cfg) or "mean_field",
-                **r.final,
+            run.recorder.finish(
+                "ok" if run.diverged_step is None else "diverged",
+                wall_time_s=run.final.pop("wall_time_s"),
+                finished_at=run.final.pop("finished_at"),
+                steps_done=run.steps_done,
+                diverged_step=run.diverged_step,
+                theory=theory_reason(shared) or "mean_field",
+                cuda_graph_resolved=captured,
+                **run.final,
             )
-            for r in replicas
+            for run in runs
         ]
-    return RunResult(run_dir, rows, model)
+    return [
+        RunResult(
+            m.run_dir,
+            [row for run, row in zip(runs, rows, strict=True) if run.member == k],
+            model,
+            indices=tuple(run.index for run in runs if run.member == k),
+        )
+        for k, m in enumerate(members)
+    ]
 
 
 def theory_reason(cfg: Config) -> str:
@@ -389,7 +363,7 @@ def theory_reason(cfg: Config) -> str:
 
 
 def log_prediction(cfg: Config, model: MLP, data: DataSet, recorders: list[RunRecorder]) -> None:
-    """Mean-field predictions at step 0, for every replica: ``predicted_delta_ratio``
+    """Mean-field predictions at step 0 for runs of ``cfg``'s init: ``predicted_delta_ratio``
     (l = 1..L-1) and ``predicted_log_delta_norm`` (ln ||delta^l|| - ln ||delta^L||)."""
     fans = list(itertools.pairwise(model.widths))
     sigma_w2, sigma_b2 = zip(*(cfg.init.mean_field(i, o) for i, o in fans), strict=True)
@@ -412,52 +386,71 @@ def first_nonfinite_layer(preact: np.ndarray | None, delta: np.ndarray | None) -
 
 
 def _train(
-    cfg: Config, replicas: list[Replica], device: torch.device, dtype: torch.dtype, label: str
-) -> MLP:
-    """The loop. Replicas share every pass but each logs only its own slice, so its records
-    are those of a run on its own: a replica whose loss stops being finite is finished
-    exactly as such a run would be (final evaluation, final probe) and drops out of the
-    records, while the rest train on."""
-    data = load_data(cfg.data, device, dtype)
-    model = build_model(cfg, data, device, dtype)
-    # unprobed steps may run compiled; probed ones need the hooks, so they run eagerly
-    stepper = torch.compile(model) if cfg.compile else model
-    optimizer = cfg.optimizer.build(model.parameters(), cfg.lr)
-    for r in replicas:
-        r.batches = batch_indices(
-            data.num_train, cfg.batch_size, torch_generator(r.seed, "batches", device), device
-        )
-    if not theory_reason(cfg):
-        log_prediction(cfg, model, data, [r.recorder for r in replicas])
+    cfg: Config,
+    runs: list[Run],
+    data: DataSet,
+    device: torch.device,
+    dtype: torch.dtype,
+    label: str,
+) -> tuple[MLP, bool]:
+    """The loop over a batched model of ``runs`` (``cfg``: their shared keys). Every run
+    shares every pass but logs only its own slice on its own schedule. Returns the model and
+    whether unprobed steps replayed a CUDA graph."""
+    start = time.perf_counter()
+    model = build_model(cfg, data, device, dtype, [(r.cfg, r.seed) for r in runs])
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = cfg.optimizer.batched(
+        trainable, [r.cfg.optimizer for r in runs], [r.cfg.lr for r in runs]
+    )
     loss_name = resolve_loss(cfg)
     loss_fn = LOSSES[loss_name]
-    pending: list[torch.Tensor] = []  # per-replica batch losses not yet read back
+    stream = BatchStream(
+        data.num_train,
+        cfg.batch_size,
+        [torch_generator(r.seed, "batches", device) for r in runs],
+        device,
+    )
+    # unprobed steps may run compiled or captured; probed ones need the hooks: eager
+    stepper = Stepper(
+        torch.compile(model) if cfg.compile else model,
+        model,
+        optimizer,
+        lambda out, y: loss_fn(out, y, data.task),
+        data,
+        capture=cfg.cuda_graph and device.type == "cuda" and not cfg.compile,
+    )
+    if not theory_reason(cfg):
+        by_init: dict[str, list[RunRecorder]] = {}
+        for r in runs:
+            by_init.setdefault(repr(r.cfg.init), []).append(r.recorder)
+        for r in runs:
+            if repr(r.cfg.init) in by_init:
+                log_prediction(r.cfg, model, data, by_init.pop(repr(r.cfg.init)))
+    pending: list[torch.Tensor] = []  # per-run batch losses not yet read back
     probe_steps = cfg.probes.steps(cfg.steps)
     costly_steps = cfg.probes.costly_steps(cfg.steps)
     probes = probe_names(cfg.probes.names) if probe_steps else []
-    # probe values not yet logged: (step, values, the replicas they are for; None: active)
-    probed: list[tuple[int, dict[str, torch.Tensor], list[Replica] | None]] = []
+    # probe values not yet logged: (step, values, the runs they are for; None: active)
+    probed: list[tuple[int, dict[str, torch.Tensor], list[Run] | None]] = []
     layers = np.arange(1, model.num_layers + 1)
 
-    def active() -> list[Replica]:
-        return [r for r in replicas if r.active]
+    def active() -> list[Run]:
+        return [r for r in runs if r.active]
 
-    def backward(
-        x: torch.Tensor, y: torch.Tensor, step: int, probe: bool, only: list[Replica] | None = None
-    ) -> torch.Tensor:
-        """Forward and backward on one batch (probing when asked); the per-replica losses."""
-        with Capture(model) if probe else contextlib.nullcontext() as capture:
-            losses = loss_fn((model if probe else stepper)(x), y, data.task)
+    def backward(step: int, only: list[Run] | None = None) -> torch.Tensor:
+        """A probed forward and backward pass on the step's batches; the per-run losses."""
+        x, y = gather(data, stream.batch(step))
+        with Capture(model) as capture:
+            losses = loss_fn(model(x), y, data.task)
             optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()
-        if probe:
-            names = probes if step in costly_steps else [n for n in probes if n not in COSTLY]
+        names = probes if step in costly_steps else [n for n in probes if n not in COSTLY]
 
-            def objective() -> torch.Tensor:
-                return loss_fn(model(x), y, data.task)
+        def objective() -> torch.Tensor:
+            return loss_fn(model(x), y, data.task)
 
-            probed.append((step, compute(model, capture.tensors, names, objective), only))
-        return losses
+        probed.append((step, compute(model, capture.tensors, names, objective), only))
+        return losses.detach()
 
     def weights() -> list[torch.Tensor]:
         return [model.layer(l).linear.weight.detach().clone() for l in layers]
@@ -467,11 +460,10 @@ def _train(
         for at, values, only in probed:
             arrays = host_arrays(values)
             for r in active() if only is None else only:
-                rows = {metric: array[r.index] for metric, array in arrays.items()}
-                log_probe_rows(r, at, rows)
+                log_probe_rows(r, at, {metric: array[r.index] for metric, array in arrays.items()})
         probed.clear()
 
-    def log_evaluation(step: int, which: list[Replica]) -> list[Replica]:
+    def log_evaluation(step: int, which: list[Run]) -> list[Run]:
         """Log train and test figures at ``step`` for ``which``; those with a non-finite one."""
         if not which:
             return []
@@ -487,38 +479,35 @@ def _train(
             r.final.update({f"final_{k}": v for k, v in mine.items()})
             if not all(math.isfinite(v) for v in mine.values()):
                 broken.append(r)
-        if which:
-            bar.set_postfix(loss=f"{figures['loss'][which[0].index]:.4g}", refresh=False)
+        bar.set_postfix(loss=f"{figures['loss'][which[0].index]:.4g}", refresh=False)
         return broken
 
-    def read_batch_losses(step: int) -> list[Replica]:
-        """Log the pending batch losses (steps step-len..step-1) of the active replicas;
-        those whose loss stopped being finite, with their first bad step recorded."""
+    def read_batch_losses(step: int) -> None:
+        """Log the pending batch losses (steps step-len..step-1) of the active runs, and
+        note the first non-finite one of each (it ends the run at its next check)."""
+        if not pending:
+            return
         values = torch.stack(pending).double().cpu().numpy()  # (steps, R)
         pending.clear()
         steps = np.arange(step - len(values), step)
-        broken = []
         for r in active():
             r.recorder.log(steps, NETWORK_LAYER, "batch_loss", values[:, r.index])
             bad = np.flatnonzero(~np.isfinite(values[:, r.index]))
-            if len(bad):
+            if len(bad) and r.diverged_step is None:
                 r.diverged_step = int(steps[bad[0]])
-                broken.append(r)
         if active():
             bar.set_postfix(loss=f"{values[-1, active()[0].index]:.4g}", refresh=False)
-        return broken
 
-    def probe_final(step: int, which: list[Replica]) -> None:
+    def probe_final(step: int, which: list[Run]) -> None:
         """Probe the network at ``step`` for ``which`` on one more batch each, no update."""
         if step not in probe_steps or not which:
             return
-        x, y = draw_batch(data, replicas, which)
         with preserved_buffers(model):  # measuring changes nothing
-            backward(x, y, step, probe=True, only=which)
+            backward(step, only=which)
         optimizer.zero_grad(set_to_none=True)
         log_probes()
 
-    def finish(which: list[Replica], step: int, evaluate_first: bool) -> None:
+    def finish(which: list[Run], step: int, evaluate_first: bool) -> None:
         """End ``which`` at ``step`` as runs of their own would end: figures, final probe."""
         if not which:
             return
@@ -527,6 +516,7 @@ def _train(
         probe_final(step, which)
         for r in which:
             r.active, r.steps_done = False, step
+            r.final.update(wall_time_s=time.perf_counter() - start, finished_at=now())
 
     bar = tqdm(
         total=cfg.steps,
@@ -537,47 +527,50 @@ def _train(
         leave=True,
     )
     with bar:
-        for r in (broken := log_evaluation(0, replicas)):
+        broken = log_evaluation(0, runs)
+        for r in broken:
             r.diverged_step = 0
-        for r in replicas:  # the network at initialisation is on disk before the first update
+        for r in runs:  # the network at initialisation is on disk before the first update
             r.recorder.flush()
         finish(broken, 0, evaluate_first=False)
         step = 0
         while active() and step < cfg.steps:
-            x, y = draw_batch(data, replicas, active())
-            probing = step in probe_steps
-            losses = backward(x, y, step, probe=probing)
-            before = weights() if probing and UPDATES in probes else None
-            optimizer.step()
-            if before is not None:
-                probed[-1][1].update(update_ratio(model, before))
-            pending.append(losses.detach())
+            if step in probe_steps:
+                losses = backward(step)
+                before = weights() if UPDATES in probes else None
+                optimizer.step()
+                if before is not None:
+                    probed[-1][1].update(update_ratio(model, before))
+            else:
+                losses = stepper(stream.batch(step))
+            pending.append(losses)
             step += 1
             bar.update()
-            evaluation_due = step % cfg.eval_every == 0 or step == cfg.steps
-            if evaluation_due or step % CHECK_EVERY == 0:
-                broken = read_batch_losses(step)
+            checking = [r for r in active() if r.checks_at(step)]
+            if checking:
+                read_batch_losses(step)
                 log_probes()
-                finish(broken, step, evaluate_first=True)
-            if evaluation_due and active():
-                broken = log_evaluation(step, active())
+                finish([r for r in checking if r.diverged_step is not None], step, True)
+            evaluating = [r for r in active() if r.evaluates_at(step)]
+            if evaluating:
+                broken = log_evaluation(step, evaluating)
                 for r in broken:
                     r.diverged_step = step
                 finish(broken, step, evaluate_first=False)
-            if evaluation_due and replicas[0].recorder.seconds_since_flush() > cfg.flush_seconds:
-                for r in replicas:
+            if evaluating and runs[0].recorder.seconds_since_flush() > cfg.flush_seconds:
+                for r in runs:
                     r.recorder.flush()
         finish(active(), step, evaluate_first=False)  # the final network
-    return model
+    return model, stepper.captured
 
 
-def log_probe_rows(replica: Replica, step: int, rows: dict[str, np.ndarray]) -> None:
-    """Log one replica's probe values at ``step`` ({metric: values by layer}), with the
-    run-level figures they give: the delta ratio at the first and last probed step, and
-    where a pass first broke."""
+def log_probe_rows(run: Run, step: int, rows: dict[str, np.ndarray]) -> None:
+    """Log one run's probe values at ``step`` ({metric: values by layer}), with the run-level
+    figures they give: the delta ratio at the first and last probed step, and where a pass
+    first broke."""
     for metric, row in rows.items():
-        replica.recorder.log(step, row_layers(row), metric, row)
-    final = replica.final
+        run.recorder.log(step, row_layers(row), metric, row)
+    final = run.final
     if "delta_norm" in rows:
         ratio = float(rows["delta_norm"][0] / rows["delta_norm"][-1])
         final.setdefault("delta_ratio_initial", ratio)  # the first probed step: 0

@@ -29,9 +29,10 @@ from depthlab.data import load_data
 from depthlab.reference import ReferenceMLP
 from depthlab.results import Sweep
 from depthlab.seeding import torch_generator
+from depthlab.steps import BatchStream
 from depthlab.studies.base import STUDIES, Study, Verdict
 from depthlab.studies.common import network_curve, run_config
-from depthlab.train import batch_indices, build_model
+from depthlab.train import build_model
 
 CPU = torch.device("cpu")
 STUCK = 0.01  # sigma'(z) below this: a saturated output unit (|z| > about 4.6)
@@ -46,12 +47,12 @@ def reference_training(sweep: Sweep, run_id: str) -> tuple[pd.DataFrame, dict[st
     net = ReferenceMLP.from_model(build_model(cfg, data, CPU, torch.float64))
     x, y = data.x_train.numpy(), data.y_train.numpy()
     loss = resolve_loss(cfg)
-    batches = batch_indices(len(x), cfg.batch_size, torch_generator(cfg.seed, "batches"), CPU)
+    batches = BatchStream(len(x), cfg.batch_size, [torch_generator(cfg.seed, "batches")], CPU)
     rows = [{"step": 0, "loss": net.backprop(x, y, loss, data.task).loss}]
     output = {f"{k}_initial": v for k, v in output_saturation(net, x, y, loss, data.task).items()}
     for step in range(1, cfg.steps + 1):
-        index = next(batches)
-        batch = slice(None) if index is None else index.numpy()
+        index = batches.batch(step - 1)
+        batch = slice(None) if index is None else index[0].numpy()
         net.gradient_descent_step(x[batch], y[batch], cfg.lr, loss, data.task)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             rows.append({"step": step, "loss": net.backprop(x, y, loss, data.task).loss})

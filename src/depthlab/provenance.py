@@ -1,0 +1,114 @@
+"""What a run record says about how and where a run ran, and whether a folder already holds
+a run's finished records (resume).
+
+The run row starts with the config columns (as on the command line), what keys resolved
+to (``*_resolved``), the denormal mode in effect, the machine and library versions. A run
+whose folder holds finished records (``ok`` or ``diverged``) for the same config is not
+trained again; keys that change only how a run is carried out (:data:`HOW_KEYS`) do not
+make it another run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from depthlab.config import Config, config_columns, resolve_loss
+from depthlab.records import read_run, set_aside_previous
+
+VERSIONED = ("depthlab", "torch", "numpy", "hydra-core", "omegaconf", "pandas", "pyarrow")
+
+# Keys (and groups) that change how a run is carried out, not what it computes: a finished
+# run counts as the same run whatever they were. Batched and captured steps compute what
+# eager single runs compute (float64: to 1e-9; see the README for float32).
+HOW_KEYS = ("resume", "threads", "flush_seconds", "cuda_graph", "batching")
+
+
+def record_row(
+    cfg: Config, device: torch.device, run_id: str, seed: int, batched_runs: int = 1
+) -> dict[str, Any]:
+    """The run.parquet row at the start: config columns (as on the command line, so
+    ``device`` may say auto; ``seed`` the run's), what they resolved to (``device_resolved``,
+    ``loss_resolved``, ``threads_resolved``), how many runs trained in its batched model
+    (``batched_runs``), the denormal mode in effect, and the environment."""
+    row: dict[str, Any] = {"run_id": run_id, **config_columns(cfg, seed)}
+    row.update(
+        loss_resolved=resolve_loss(cfg),
+        device_resolved=str(device),
+        device_name=(
+            torch.cuda.get_device_name(device)
+            if device.type == "cuda"
+            else platform.processor() or platform.machine()
+        ),
+        denormals_flushed=denormals_flushed() if device.type == "cpu" else None,
+        threads_resolved=torch.get_num_threads(),
+        batched_runs=batched_runs,
+        started_at=now(),
+        python_version=platform.python_version(),
+    )
+    row.update({f"{name.split('-')[0]}_version": _version(name) for name in VERSIONED})
+    return row
+
+
+def denormals_flushed() -> float:
+    """The fraction of a parallel CPU op's subnormal results flushed to zero, in [0, 1].
+
+    The flag is per thread: 1.0 means every intra-op thread flushes, 0.0 none; values in
+    between mean that only some threads do (the flag was changed after the thread pool
+    started). Recorded with every run as what was in effect, whatever was asked.
+    """
+    tiny = torch.full((1 << 20,), 1e-20, dtype=torch.float32)
+    return float(((tiny * tiny) == 0).float().mean())
+
+
+def finished_rows(cfg: Config, folders: list[Path], seeds: list[int]) -> list[dict] | None:
+    """The records of ``cfg`` already finished in its run ``folders`` (one per seed), when
+    every one's run.parquet says ``ok`` or ``diverged`` (a result: training again would
+    repeat it) for exactly this configuration; None when anything must run (again).
+    A ``running`` record is a run that was killed; ``failed`` ones are retried."""
+    rows = []
+    for folder, seed in zip(folders, seeds, strict=True):
+        try:
+            row = read_run(folder)
+        except Exception:  # missing, or not readable: it must run
+            return None
+        wanted = config_columns(cfg, seed)
+        same = all(
+            _plain(row.get(key)) == _plain(value)
+            for key, value in wanted.items()
+            if key.partition(".")[0] not in HOW_KEYS
+        )
+        if row["status"] not in ("ok", "diverged") or not same:
+            return None
+        rows.append(row)
+    return rows
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, as parquet gives them back."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def set_aside_stale(run_dir: Path) -> None:
+    """Move the records of an earlier run in ``run_dir`` (and in its ``seed=S`` replica
+    folders) into hidden ``.superseded`` folders, so a new run's folder holds only its own
+    runs: never mixed, never deleted (see records.set_aside_previous)."""
+    for folder in [run_dir, *sorted(run_dir.glob("seed=*"))]:
+        set_aside_previous(folder)
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,87 @@
+"""What a run needs of a device's memory, estimated from its config, and what a device has.
+
+The estimate counts, per run (one replica of a batched model), in the run's dtype:
+
+- parameters P = sum over layers of fan_in fan_out + fan_out (+ 2 width per normalised
+  layer), held (1 + 2 + s) times: the parameters, autograd's gradients and the optimiser's
+  flat gradient buffer, and s state tensors (0 for SGD, 1 for momentum, 2 for Adam);
+- training activations: about 4 tensors of B x width per layer kept for the backward pass
+  (a^{l-1}, z^l, phi's output and a gradient in flight);
+- probes: the captured pass keeps 5 tensors of B x width per layer, and their reductions
+  stack copies of them: 10 in all, counted only when probes are on;
+- evaluation: a chunk of up to ``EVAL_CHUNK`` samples through the widest layer, 4 tensors.
+
+It is an upper-side estimate for sizing batched models, not a measurement: the caching
+allocator, the CUDA graph's private pool (a second copy of the training activations) and
+the data set (shared by all runs) come on top, which is why a batched model is allowed only
+a fraction of the memory (``batching.memory_fraction``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Sequence
+
+import torch
+
+from depthlab.config import DTYPES, Config
+
+EVAL_CHUNK = 8192  # samples per forward pass when evaluating a whole set (train.evaluate)
+OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}
+
+
+def run_bytes(cfg: Config, num_inputs: int, num_outputs: int, num_train: int) -> int:
+    """Estimated bytes one run of ``cfg`` holds on its device at its peak (see above)."""
+    itemsize = torch.empty((), dtype=DTYPES[cfg.dtype]).element_size()
+    widths = [num_inputs] + [cfg.width] * cfg.depth + [num_outputs]
+    params = sum(i * o + o for i, o in itertools.pairwise(widths))
+    if cfg.norm != "none":
+        params += 2 * cfg.width * cfg.depth
+    copies = 3 + OPTIMIZER_STATES.get(cfg.optimizer.name, 2)
+    batch = min(cfg.batch_size, num_train)
+    units = sum(widths[1:])
+    activations = 4 * batch * units
+    if cfg.probes.names:
+        activations += 10 * batch * units
+    evaluation = 4 * min(EVAL_CHUNK, max(num_train, 1)) * max(widths)
+    return itemsize * (copies * params + activations + evaluation)
+
+
+def device_bytes(device: torch.device) -> int | None:
+    """The memory of ``device``: a CUDA device's total, the machine's physical memory for
+    the CPU; None where it cannot be told (no such device here)."""
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return None
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return None
+
+
+def split(
+    sizes: Sequence[int], max_runs: int, per_run: int, capacity: int | None
+) -> list[list[int]]:
+    """Cut members (``sizes[i]`` runs each, in order) into consecutive chunks of at most
+    ``max_runs`` runs and ``capacity`` bytes at ``per_run`` bytes a run, as evenly as that
+    allows: the number of chunks is the least that fits, and each takes about the same
+    share. A member is never cut; one larger than the limit is a chunk of its own."""
+    limit = max_runs
+    if capacity is not None and per_run > 0:
+        limit = max(1, min(limit, capacity // per_run))
+    total = sum(sizes)
+    count = -(-total // limit) if total else 0  # the fewest chunks that fit
+    chunks: list[list[int]] = []
+    current = placed = 0
+    for i, size in enumerate(sizes):
+        target = -(-len(chunks) * total // count) if count else 0  # runs placed by now
+        if chunks and current + size <= limit and placed + size <= target:
+            chunks[-1].append(i)
+            current += size
+        else:
+            chunks.append([i])
+            current = size
+        placed += size
+    return chunks
