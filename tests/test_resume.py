@@ -18,7 +18,8 @@ import torch
 from depthlab.config import Config
 from depthlab.records import METRICS_DIR, RUN_FILE, SUPERSEDED_DIR, RunRecorder, read_run
 from depthlab.results import load_sweep
-from depthlab.train import record_row, train
+from depthlab.provenance import record_row
+from depthlab.train import train
 
 
 def parts(run_dir: Path) -> list[Path]:
@@ -106,11 +107,17 @@ SWEEP = [
     "data=teacher",
     "threads=1",
 ]
+# batching=off: one job per run; batched: two seeds per depth train as one model, and the
+# killed batch holds two half-trained runs (folders 2 and 3)
+LAYOUTS = {
+    "off": (["batching=off"], {"done": ["0"], "killed": ["1"], "later": ["2"]}),
+    "batched": (["seed=0,1"], {"done": ["0", "1"], "killed": ["2", "3"], "later": ["4", "5"]}),
+}
 
 
-def depthlab_sweep(sweep_dir: Path, **kwargs) -> subprocess.Popen:
+def depthlab_sweep(sweep_dir: Path, extra: list[str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "depthlab.run", *SWEEP, f"hydra.sweep.dir={sweep_dir}"],
+        [sys.executable, "-m", "depthlab.run", *SWEEP, *extra, f"hydra.sweep.dir={sweep_dir}"],
         cwd=sweep_dir.parent,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -120,14 +127,18 @@ def depthlab_sweep(sweep_dir: Path, **kwargs) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_a_sweep_killed_mid_run_resumes_with_nothing_duplicated_or_lost(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_a_sweep_killed_mid_run_resumes_with_nothing_duplicated_or_lost(
+    tmp_path: Path, layout: str
+) -> None:
+    extra, folders = LAYOUTS[layout]
     sweep_dir = tmp_path / "sweep"
-    proc = depthlab_sweep(sweep_dir)
-    killed = sweep_dir / "1"
+    proc = depthlab_sweep(sweep_dir, extra)
+    killed = [sweep_dir / name for name in folders["killed"]]
     try:
         deadline = time.monotonic() + 240
-        # job 0 is done; job 1 (depth 30) has flushed twice during training: kill it there
-        while len(parts(killed)) < 3:
+        # the depth-1 runs are done; depth 30 has flushed twice during training: kill it there
+        while any(len(parts(k)) < 3 for k in killed):
             assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
@@ -135,30 +146,35 @@ def test_a_sweep_killed_mid_run_resumes_with_nothing_duplicated_or_lost(tmp_path
     finally:
         proc.kill()
         proc.communicate()
-    done = read_run(sweep_dir / "0")
-    assert done["status"] == "ok"
-    half = read_run(killed)
-    assert half["status"] == "running"  # never claimed complete
-    before = load_sweep(sweep_dir)  # the killed run's records read up to the kill
-    trained = before.metrics[
-        (before.metrics["run_id"] == half["run_id"]) & (before.metrics["metric"] == "batch_loss")
-    ]["step"]
-    assert 0 < len(trained) < 1500 and list(trained) == list(range(len(trained)))
-    assert not (sweep_dir / "2" / RUN_FILE).exists()
+    done = [read_run(sweep_dir / name) for name in folders["done"]]
+    assert {row["status"] for row in done} == {"ok"}
+    halves = [read_run(k) for k in killed]
+    assert {row["status"] for row in halves} == {"running"}  # never claimed complete
+    before = load_sweep(sweep_dir)  # the killed runs' records read up to the kill
+    for half in halves:
+        trained = before.metrics[
+            (before.metrics["run_id"] == half["run_id"])
+            & (before.metrics["metric"] == "batch_loss")
+        ]["step"]
+        assert 0 < len(trained) < 1500 and list(trained) == list(range(len(trained)))
+    assert not any((sweep_dir / name / RUN_FILE).exists() for name in folders["later"])
 
-    rerun = depthlab_sweep(sweep_dir)
+    rerun = depthlab_sweep(sweep_dir, extra)
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err[-3000:]
     sweep = load_sweep(sweep_dir)
     assert sweep.problems == []
-    assert sorted(sweep.runs["depth"]) == [1, 2, 30] and set(sweep.runs["status"]) == {"ok"}
-    runs = sweep.runs.set_index("depth")
-    assert runs.loc[1, "run_id"] == done["run_id"]  # finished: kept, not trained again
-    assert runs.loc[30, "run_id"] != half["run_id"]  # killed: trained again
+    runs = len(folders["done"])
+    assert sorted(sweep.runs["depth"]) == sorted([1, 2, 30] * runs)
+    assert set(sweep.runs["status"]) == {"ok"}
+    ids = set(sweep.runs["run_id"])
+    assert {row["run_id"] for row in done} <= ids  # finished: kept, not trained again
+    assert not {row["run_id"] for row in halves} & ids  # killed: trained again
     keys = ["run_id", "step", "layer", "metric"]
     assert not sweep.metrics.duplicated(keys).any()
-    steps = sweep.frame(["depth"]).query("metric == 'batch_loss'").groupby("depth")["step"]
+    steps = sweep.frame(["depth"]).query("metric == 'batch_loss'").groupby("run_id")["step"]
     assert all(list(s) == list(range(1500)) for _, s in steps)  # nothing lost
-    # the killed run's partial records stay on disk, out of the sweep
-    assert read_run(next((killed / SUPERSEDED_DIR).iterdir()))["run_id"] == half["run_id"]
+    # the killed runs' partial records stay on disk, out of the sweep
+    for k, half in zip(killed, halves, strict=True):
+        assert read_run(next((k / SUPERSEDED_DIR).iterdir()))["run_id"] == half["run_id"]
     assert "not run again" in out + err  # the log says which runs were skipped

@@ -29,7 +29,11 @@ from depthlab.errors import ConfigError
 CONFIG_MODULE = "depthlab.conf"
 CONFIG_NAME = "config"
 EXIT_USAGE = 2
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+# sweepers that expand a multirun as Hydra's basic sweeper does (depthlab's batched one too)
+BASIC_SWEEPERS = (
+    "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+    "hydra_plugins.depthlab_sweeper.batched_sweeper.BatchedSweeper",
+)
 REMOTE_LAUNCHERS = ("SlurmLauncher",)  # launchers whose jobs run on other machines
 # Flags with which Hydra only prints or runs something other than jobs: nothing to check.
 PASS_THROUGH = (
@@ -117,7 +121,7 @@ def expand_jobs(overrides: list[str], multirun: bool, config_name: str) -> list[
                     "several values",
                 )
         return [overrides]
-    if base.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+    if base.hydra.sweeper.get("_target_") not in BASIC_SWEEPERS:
         return None
     params = base.hydra.sweeper.get("params") or {}
     preset = [f"{key}={value}" for key, value in params.items()]

@@ -8,17 +8,20 @@ Hydra folder. A failed run is recorded and the sweep goes on; a summary table fo
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from pathlib import Path
 
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from depthlab import group_jobs
 from depthlab.cli import EXIT_USAGE, check_command_line
 from depthlab.config import register_configs, to_config
 from depthlab.errors import ConfigError
-from depthlab.train import train
+from depthlab.train import Member, train, train_group
 
 log = logging.getLogger(__name__)
 register_configs()
@@ -26,9 +29,12 @@ register_configs()
 
 @hydra.main(config_path="pkg://depthlab.conf", config_name="config", version_base="1.3")
 def app(cfg: DictConfig) -> float | None:
-    """One job: train ``cfg`` into Hydra's output folder; returns the final training loss
-    (the mean over replicas)."""
+    """One job: train ``cfg`` into Hydra's output folder, or, in a batched sweep's group job
+    (``DEPTHLAB_BATCH`` set), the group's members into theirs. Returns the mean final
+    training loss of the runs (None when training failed)."""
     hydra_cfg = HydraConfig.get()
+    if os.environ.get(group_jobs.BATCH_ENV) is not None:
+        return train_batch(Path(hydra_cfg.runtime.output_dir), f"{hydra_cfg.job.name}.log")
     label = " ".join(hydra_cfg.overrides.task)
     try:
         result = train(to_config(cfg), hydra_cfg.runtime.output_dir, label=label)
@@ -40,18 +46,64 @@ def app(cfg: DictConfig) -> float | None:
         if hydra_cfg.mode.name == "RUN":
             sys.exit(1)
         return None  # a sweep goes on with its next run
-    for row in result.rows:
-        log.info(
-            "%s%s: %s, loss %.4g, test loss %.4g, %.1f s -> %s",
-            label or "defaults",
-            f" (seed {row['seed']})" if len(result.rows) > 1 else "",
-            row["status"],
-            row["final_loss"],
-            row["final_test_loss"],
-            row["wall_time_s"],
-            result.run_dir,
-        )
+    lines = result_lines(label, result.rows, result.run_dir)
+    for line in lines:
+        log.info(line)
     return float(sum(row["final_loss"] for row in result.rows) / len(result.rows))
+
+
+def train_batch(folder: Path, log_name: str) -> float | None:
+    """The group job of a batched sweep: write each member's Hydra files, train the members
+    as batched models, and log each member's result in the group's log and its own."""
+    specs = group_jobs.read_manifest(folder)
+    try:
+        configs = [group_jobs.member_config(spec) for spec in specs]
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    members = []
+    for spec, cfg in zip(specs, configs, strict=True):
+        group_jobs.write_hydra_files(spec)
+        members.append(Member(cfg, Path(spec["dir"]), " ".join(spec["overrides"])))
+    failed = False
+    try:
+        train_group(members, label=f"{folder.name}: {sum(c.replicas for c in configs)} runs")
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except Exception:
+        log.exception("batch %s failed; its runs' records say status=failed", folder.name)
+        failed = True
+    losses = []
+    for spec, member in zip(specs, members, strict=True):
+        rows = group_jobs.member_results(spec, member.cfg)
+        lines = [f"trained in batch {folder.name} of {len(specs)} jobs (its log: {folder})"]
+        lines += result_lines(member.label, rows, member.run_dir)
+        group_jobs.log_member(spec, log_name, lines)
+        for line in lines[1:]:
+            log.info(line)
+        losses += [row["final_loss"] for row in rows if row.get("final_loss") is not None]
+    return None if failed or not losses else float(sum(losses) / len(losses))
+
+
+def result_lines(label: str, rows: list[dict], run_dir: Path) -> list[str]:
+    """One line per run: its label (and seed), status, final losses, time and folder."""
+    return [
+        "{}{}: {}, loss {:.4g}, test loss {:.4g}, {:.1f} s -> {}".format(
+            label or "defaults",
+            f" (seed {row['seed']})" if len(rows) > 1 else "",
+            row["status"],
+            _number(row.get("final_loss")),
+            _number(row.get("final_test_loss")),
+            _number(row.get("wall_time_s")),
+            run_dir,
+        )
+        for row in rows
+    ]
+
+
+def _number(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def main() -> None:

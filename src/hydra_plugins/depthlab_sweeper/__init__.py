@@ -1,0 +1,1 @@
+"""depthlab's Hydra sweeper: ``hydra/sweeper=batched`` (depthlab's default)."""
