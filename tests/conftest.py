@@ -13,6 +13,15 @@ from depthlab.config import Config
 from depthlab.data import Teacher
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated data sets are cached in a folder of this test session (subprocesses
+    inherit it), never in the user's cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["DEPTHLAB_CACHE_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture
 def tiny() -> Config:
     """A configuration that trains in well under a second."""

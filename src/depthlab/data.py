@@ -11,6 +11,7 @@ seed of a sweep trains on the same data and only the network's draw changes.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import itertools
 import math
 import random
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from depthlab.activations import ACTIVATIONS
+from depthlab.cache import cached_arrays
 from depthlab.errors import ConfigError
 from depthlab.registry import Registry
 
@@ -102,6 +104,22 @@ def _require_fraction(key: str, value: float) -> None:
 
 @functools.lru_cache(maxsize=4)
 def _mnist1d_arrays(seed: int, num_samples: int, train_split: float) -> Arrays:
+    """MNIST-1D's split, made once per machine (an on-disk cache keyed by the parameters and
+    the mnist1d version) and once per process (in memory)."""
+    key = {
+        "seed": seed,
+        "num_samples": num_samples,
+        "train_split": train_split,
+        "mnist1d": importlib.metadata.version("mnist1d"),
+    }
+    raw = cached_arrays("mnist1d", key, lambda: _make_mnist1d(seed, num_samples, train_split))
+    arrays = Arrays(raw["x"], raw["y"], raw["x_test"], raw["y_test"], CLASSIFICATION, 10)
+    for a in (arrays.x_train, arrays.y_train, arrays.x_test, arrays.y_test):
+        a.setflags(write=False)  # cached: shared between runs of one process
+    return arrays
+
+
+def _make_mnist1d(seed: int, num_samples: int, train_split: float) -> dict[str, np.ndarray]:
     import mnist1d.data
 
     # make_dataset reseeds Python's and NumPy's global generators: put them back afterwards.
@@ -113,10 +131,7 @@ def _mnist1d_arrays(seed: int, num_samples: int, train_split: float) -> Arrays:
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
-    arrays = Arrays(raw["x"], raw["y"], raw["x_test"], raw["y_test"], CLASSIFICATION, 10)
-    for a in (arrays.x_train, arrays.y_train, arrays.x_test, arrays.y_test):
-        a.setflags(write=False)  # cached: shared between runs of one process
-    return arrays
+    return {k: np.asarray(raw[k]) for k in ("x", "y", "x_test", "y_test")}
 
 
 @DATASETS.register_option
