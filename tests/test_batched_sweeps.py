@@ -78,7 +78,9 @@ def test_batched_runs_record_what_the_runs_record_alone(both: tuple[Path, Path])
     assert (a.to_numpy() == b.to_numpy()).all()
     keys = ["path", "step", "layer", "metric"]
     mine, theirs = (
-        s.metrics.merge(s.runs[["run_id", "path"]], on="run_id").sort_values(keys, ignore_index=True)
+        s.metrics.merge(s.runs[["run_id", "path"]], on="run_id").sort_values(
+            keys, ignore_index=True
+        )
         for s in (batched, alone)
     )
     assert len(mine) == len(theirs) > 16 * 20

@@ -116,8 +116,7 @@ def test_every_member_records_what_it_records_alone(
             on_disk = read_run(folder)
             assert row.keys() == on_disk.keys()
             assert all(
-                row[k] == on_disk[k] or (row[k] != row[k] and on_disk[k] != on_disk[k])
-                for k in row
+                row[k] == on_disk[k] or (row[k] != row[k] and on_disk[k] != on_disk[k]) for k in row
             )
             assert_same_records(folder, twin, row, alone_row)
 
@@ -278,5 +277,6 @@ def test_the_memory_estimate_grows_with_what_a_run_holds(plain: Config) -> None:
     assert run_bytes(r(lean, optimizer=Adam()), 8, 3, 256) > base
     assert run_bytes(r(lean, probes=NoProbes()), 8, 3, 256) < base  # probes hold every layer
     wide = r(lean, probes=NoProbes(), width=1024, depth=100, batch_size=128)
-    # 100 layers of 1024^2 float64 weights held 4 times (params, grads, flat grads, momentum)
-    assert 4 * 100 * 1024**2 * 8 < run_bytes(wide, 8, 3, 256) < 5 * 100 * 1024**2 * 8
+    # 100 layers of 1024^2 float64 weights held 7 times (params, flat grads, two sets of
+    # autograd's grads, momentum, and parameters and momentum saved while capturing)
+    assert 7 * 100 * 1024**2 * 8 < run_bytes(wide, 8, 3, 256) < 8 * 100 * 1024**2 * 8

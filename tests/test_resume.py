@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from depthlab.config import Config
+from depthlab.provenance import record_row
 from depthlab.records import METRICS_DIR, RUN_FILE, SUPERSEDED_DIR, RunRecorder, read_run
 from depthlab.results import load_sweep
-from depthlab.provenance import record_row
 from depthlab.train import train
 
 

@@ -71,7 +71,7 @@ class Config:
     probes: Any = field(default_factory=DefaultProbes)  # group: none|minimal|default|full
     flush_denormal: bool = True  # flush subnormal floats to zero on CPU (about 4x faster)
     study: str = ""  # the study preset that set this run up (+experiment=NAME), for reports
-    threads: int = 0  # torch's intra-op threads for the run; 0 leaves torch's default
+    threads: int = 0  # torch's intra-op threads; 0: the idle cores (depthlab.threads)
     resume: bool = True  # skip the run when its folder already holds its finished records
     flush_seconds: float = 10.0  # at most this long between record flushes (at evaluations)
     compile: bool = False  # torch.compile the steps that are not probed (long runs)

@@ -3,10 +3,12 @@
 The estimate counts, per run (one replica of a batched model), in the run's dtype:
 
 - parameters P = sum over layers of fan_in fan_out + fan_out (+ 2 width per normalised
-  layer), held (1 + 2 + s) times: the parameters, autograd's gradients and the optimiser's
-  flat gradient buffer, and s state tensors (0 for SGD, 1 for momentum, 2 for Adam);
+  layer), held 5 + 2s times, with s the optimiser's state tensors (0 for SGD, 1 for
+  momentum, 2 for Adam): the parameters, the optimiser's flat gradient buffer, autograd's
+  gradients twice (a captured CUDA graph keeps its own beside the eager steps'), the state,
+  and the copy of parameters and state saved while a CUDA graph is recorded;
 - training activations: about 4 tensors of B x width per layer kept for the backward pass
-  (a^{l-1}, z^l, phi's output and a gradient in flight);
+  (a^{l-1}, z^l, phi's output and a gradient in flight), twice (graph and eager);
 - probes: the captured pass keeps 5 tensors of B x width per layer, and their reductions
   stack copies of them: 10 in all, counted only when probes are on;
 - evaluation: a chunk of up to ``EVAL_CHUNK`` samples through the widest layer, 4 tensors.
@@ -38,10 +40,10 @@ def run_bytes(cfg: Config, num_inputs: int, num_outputs: int, num_train: int) ->
     params = sum(i * o + o for i, o in itertools.pairwise(widths))
     if cfg.norm != "none":
         params += 2 * cfg.width * cfg.depth
-    copies = 3 + OPTIMIZER_STATES.get(cfg.optimizer.name, 2)
+    copies = 5 + 2 * OPTIMIZER_STATES.get(cfg.optimizer.name, 2)
     batch = min(cfg.batch_size, num_train)
     units = sum(widths[1:])
-    activations = 4 * batch * units
+    activations = 8 * batch * units
     if cfg.probes.names:
         activations += 10 * batch * units
     evaluation = 4 * min(EVAL_CHUNK, max(num_train, 1)) * max(widths)

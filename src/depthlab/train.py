@@ -54,6 +54,7 @@ from depthlab.records import NETWORK_LAYER, RunRecorder
 from depthlab.resources import EVAL_CHUNK, device_bytes, run_bytes, split
 from depthlab.seeding import torch_generator
 from depthlab.steps import BatchStream, Stepper, gather
+from depthlab.threads import resolve_threads, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -129,21 +130,6 @@ def replica_dirs(cfg: Config, run_dir: Path) -> list[Path]:
     if cfg.replicas == 1:
         return [run_dir]
     return [run_dir / f"seed={seed}" for seed in replica_seeds(cfg)]
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Use ``threads`` intra-op threads inside the block (0: leave torch's setting, which
-    honours OMP_NUM_THREADS), and restore the previous count after it."""
-    if threads <= 0:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @contextlib.contextmanager
@@ -300,10 +286,8 @@ def _train_batch(
     shared = members[0].cfg
     for m in members:
         set_aside_stale(m.run_dir)
-    with (
-        flush_denormal(shared.flush_denormal and device.type == "cpu"),
-        torch_threads(shared.threads),
-    ):
+    threads = resolve_threads(shared.threads, device)  # idle cores unless set
+    with flush_denormal(shared.flush_denormal and device.type == "cpu"), torch_threads(threads):
         start = time.perf_counter()
         total = sum(m.cfg.replicas for m in members)
         runs: list[Run] = []
