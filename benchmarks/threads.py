@@ -18,56 +18,29 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import torch
-from common import critical_tanh, timed
+from common import critical_tanh, timed, training_step
 
 from depthlab.config import Config
-from depthlab.data import load_data
-from depthlab.losses import LOSSES
-from depthlab.seeding import torch_generator
-from depthlab.steps import BatchStream, Stepper
-from depthlab.train import build_model
 
 CPU = torch.device("cpu")
 
 
-def stepper(cfg: Config, runs: int) -> tuple[Stepper, BatchStream]:
-    data = load_data(cfg.data, CPU, torch.float32)
-    members = [(dataclasses.replace(cfg, seed=s), s) for s in range(runs)]
-    model = build_model(cfg, data, CPU, torch.float32, members)
-    optimizer = cfg.optimizer.batched(
-        [p for p in model.parameters() if p.requires_grad],
-        [c.optimizer for c, _ in members],
-        [1e-4] * runs,
-    )
-    generators = [torch_generator(s, "batches") for s in range(runs)]
-    stream = BatchStream(data.num_train, cfg.batch_size, generators, CPU)
-
-    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return LOSSES["cross_entropy"](out, y, data.task)
-
-    return Stepper(model, model, optimizer, loss, data, capture=False), stream
-
-
-def workloads() -> dict[str, tuple[Stepper, BatchStream]]:
+def workloads() -> dict[str, Callable[[], object]]:
     main = Config(depth=10, width=128, batch_size=128)
     return {
-        "depth 10, 1 run": stepper(main, 1),
-        "depth 100, 1 run": stepper(dataclasses.replace(main, depth=100), 1),
-        "depth 30, 32 runs": stepper(critical_tanh(30, 128, 128), 32),
+        "depth 10, 1 run": training_step(main, 1, CPU),
+        "depth 100, 1 run": training_step(dataclasses.replace(main, depth=100), 1, CPU),
+        "depth 30, 32 runs": training_step(critical_tanh(30, 128, 128), 32, CPU),
     }
 
 
 def measure(repeats: int, steps: int) -> dict[str, dict[int, float]]:
     cores = os.cpu_count() or 1
     out: dict[str, dict[int, list[float]]] = {}
-    for name, (step, stream) in workloads().items():
-        counter = iter(range(10**9))
-
-        def one(step=step, stream=stream, counter=counter) -> None:
-            step(stream.batch(next(counter)))
-
+    for name, one in workloads().items():
         times: dict[int, list[float]] = {1: [], cores: []}
         for _ in range(repeats):
             for threads in (1, cores):

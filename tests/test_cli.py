@@ -147,7 +147,7 @@ def test_regular_install_ships_conf_and_runs_anywhere(tmp_path: Path) -> None:
     # every subpackage and every preset (an editable install elsewhere on the path could
     # otherwise hide a package missing from the wheel)
     src = root / "src"
-    for init in src.glob("depthlab/**/__init__.py"):
+    for init in [*src.glob("depthlab/**/__init__.py"), *src.glob("hydra_plugins/**/*.py")]:
         assert init.relative_to(src).as_posix() in names
     for preset in (root / "conf").glob("**/*.yaml"):
         assert f"depthlab/conf/{preset.relative_to(root / 'conf').as_posix()}" in names
@@ -183,6 +183,12 @@ def test_regular_install_ships_conf_and_runs_anywhere(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert read_run(tmp_path / "run")["status"] == "ok"
+    # the batched sweeper ships in the wheel: two seeds per depth train as one model
+    sweep = tmp_path / "sweep"
+    args = ("-m", "depth=1,2", "seed=0,1", "steps=2", "data=teacher", f"hydra.sweep.dir={sweep}")
+    proc = depthlab_run(*args, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert [read_run(sweep / str(i))["batched_runs"] for i in range(4)] == [2] * 4
 
 
 @pytest.mark.slow

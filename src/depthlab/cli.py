@@ -23,6 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from depthlab.composing import JobComposer
 from depthlab.config import GROUPS, Config, register_configs, to_config, validate
 from depthlab.errors import ConfigError
 
@@ -83,9 +84,13 @@ def check_jobs(
             if jobs is None:
                 return None, ""  # another sweeper: its own syntax, its own checks
             here = not runs_elsewhere(overrides, config_name)
+            composer = JobComposer(
+                GlobalHydra.instance().config_loader(),
+                lambda first: compose(config_name, overrides=first),
+            )
             configs = []
             for job in jobs:
-                configs.append(to_config(compose(config_name, overrides=job)))
+                configs.append(to_config(composer(job)))
                 validate(configs[-1], here=here)
         except ConfigError as exc:
             return None, str(exc)

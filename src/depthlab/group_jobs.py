@@ -25,6 +25,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from depthlab.composing import JobComposer
 from depthlab.config import Config, config_from_container, resolve_device, to_config
 from depthlab.grouping import plan
 from depthlab.records import RUN_FILE, read_run
@@ -35,12 +36,12 @@ BATCH_DIR = ".batches"  # groups' own folders, hidden inside the sweep folder
 MANIFEST = "batch.json"
 
 
-def member_spec(loader: Any, base: DictConfig, overrides: Sequence[str], num: int) -> dict:
+def member_spec(compose: JobComposer, overrides: Sequence[str], num: int) -> dict:
     """Job ``num`` as Hydra's launchers make it: its composed config (with the job's number
     and folder filled in) and what Hydra writes into its ``.hydra/`` folder."""
     from hydra.core.hydra_config import HydraConfig
 
-    cfg = loader.load_sweep_config(base, list(overrides))
+    cfg = compose(overrides)
     with open_dict(cfg):
         cfg.hydra.job.id = num  # as the basic launcher numbers jobs
         cfg.hydra.job.num = num
@@ -73,8 +74,9 @@ def launches(
     from hydra.core.hydra_config import HydraConfig
 
     saved = HydraConfig.instance().cfg
+    composer = JobComposer(loader, lambda first: loader.load_sweep_config(base, first))
     try:
-        specs = [member_spec(loader, base, job, num) for num, job in enumerate(jobs)]
+        specs = [member_spec(composer, job, num) for num, job in enumerate(jobs)]
     finally:
         HydraConfig.instance().cfg = saved
     configs = [to_config(spec.pop("task")) for spec in specs]
