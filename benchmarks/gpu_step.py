@@ -110,19 +110,28 @@ def step_table(device: torch.device, replicas: list[int], steps: int) -> None:
 
 
 def loop_table(device: torch.device, steps: int) -> None:
-    """depthlab.train end to end, one run, default probes and schedule: wall time per step."""
-    print(f"\ntrain(), depth {DEPTH}, one run, {steps} steps, default probes (every 50 steps),")
-    print("evaluations every 100 steps: wall time per step (setup included)")
-    cfg = critical_tanh(DEPTH, WIDTH, BATCH, steps=steps, device=device.type)
+    """depthlab.train end to end, one run, default probes and schedule: wall time per step,
+    over ``steps`` and over 2 x ``steps`` (the difference per step leaves out the set-up)."""
+    print(f"\ntrain(), depth {DEPTH}, one run, default probes (every 50 steps), evaluations")
+    print("every 100 steps: wall time per step, set-up included, and per added step")
+    cfg = critical_tanh(DEPTH, WIDTH, BATCH, device=device.type)
     for graph in (True, False):
-        with tempfile.TemporaryDirectory() as folder:
-            sync(device)
-            start = time.perf_counter()
-            result = train(dataclasses.replace(cfg, cuda_graph=graph), folder)
-            sync(device)
-            wall = time.perf_counter() - start
+        walls = {}
+        for n in (steps, 2 * steps):
+            with tempfile.TemporaryDirectory() as folder:
+                sync(device)
+                start = time.perf_counter()
+                result = train(dataclasses.replace(cfg, steps=n, cuda_graph=graph), folder)
+                sync(device)
+                walls[n] = time.perf_counter() - start
         label = "captured" if result.row["cuda_graph_resolved"] else "eager"
-        print(f"{label:9s} {wall / steps * 1e3:8.2f} ms/step ({wall:.1f} s)", flush=True)
+        added = (walls[2 * steps] - walls[steps]) / steps * 1e3
+        print(
+            f"{label:9s} {walls[steps] / steps * 1e3:7.2f} ms/step over {steps} steps, "
+            f"{walls[2 * steps] / (2 * steps) * 1e3:7.2f} over {2 * steps}, "
+            f"{added:7.2f} per added step",
+            flush=True,
+        )
 
 
 def compile_table(device: torch.device, steps: int) -> None:

@@ -10,7 +10,8 @@ The estimate counts, per run (one replica of a batched model), in the run's dtyp
 - training activations: about 4 tensors of B x width per layer kept for the backward pass
   (a^{l-1}, z^l, phi's output and a gradient in flight), twice (graph and eager);
 - probes: the captured pass keeps 5 tensors of B x width per layer, and their reductions
-  stack copies of them: 10 in all, counted only when probes are on;
+  stack copies of them: 10 in all, counted only when probes are on (the costly probes,
+  jacobian and curvature, need more at the few steps they run: not counted);
 - evaluation: a chunk of up to ``EVAL_CHUNK`` samples through the widest layer, 4 tensors.
 
 It is an upper-side estimate for sizing batched models, not a measurement: the caching
