@@ -24,7 +24,14 @@ from depthlab.resources import run_bytes, split
 from depthlab.train import Member, train, train_group
 
 # Differ between a batched run and the run alone by construction, not by computation.
-BOOKKEEPING = ("run_id", "batched_runs", "wall_time_s", "started_at", "finished_at")
+BOOKKEEPING = (
+    "run_id",
+    "batched_runs",
+    "threads_resolved",
+    "wall_time_s",
+    "started_at",
+    "finished_at",
+)
 
 
 def records(run_dir: Path) -> pd.DataFrame:
@@ -280,3 +287,35 @@ def test_the_memory_estimate_grows_with_what_a_run_holds(plain: Config) -> None:
     # 100 layers of 1024^2 float64 weights held 7 times (params, flat grads, two sets of
     # autograd's grads, momentum, and parameters and momentum saved while capturing)
     assert 7 * 100 * 1024**2 * 8 < run_bytes(wide, 8, 3, 256) < 8 * 100 * 1024**2 * 8
+
+
+@pytest.mark.parametrize(
+    ("norm", "residual"), [("none", False), ("batchnorm", False), ("layernorm", True)]
+)
+def test_a_slice_of_replicas_computes_what_the_whole_model_computes(
+    plain: Config, monkeypatch: pytest.MonkeyPatch, norm: str, residual: bool
+) -> None:
+    """forward(x, replicas=slice) is that slice of forward(x), and an evaluation a few
+    replicas at a time (the CPU's way) equals one over all of them (float64)."""
+    import torch
+
+    from depthlab.data import load_data
+    from depthlab.train import build_model, evaluate
+
+    cpu = torch.device("cpu")
+    cfg = dataclasses.replace(plain, norm=norm, residual=residual, branch_scale=0.5)
+    data = load_data(cfg.data, cpu, torch.float64)
+    runs = [(dataclasses.replace(cfg, seed=s), s) for s in range(5)]
+    model = build_model(cfg, data, cpu, torch.float64, runs)
+    model.calibrate_batchnorm_(data.x_train)
+    model.eval()
+    with torch.no_grad():
+        whole = model(data.x_test)
+        assert torch.equal(model(data.x_test, slice(1, 4)), whole[1:4])
+    figures = {}
+    for limit in (1, 10**12):  # one replica a pass, then all five at once
+        monkeypatch.setattr(train_module, "EVAL_BYTES", limit)
+        figures[limit] = evaluate(model, data.x_test, data.y_test, "cross_entropy", data.task)
+    for metric in ("loss", "accuracy"):
+        assert np.array_equal(figures[1][metric], figures[10**12][metric])
+    assert len(set(figures[1]["loss"].round(12))) == 5  # five different nets

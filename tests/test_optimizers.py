@@ -51,13 +51,13 @@ def gradients(step: int, runs: int) -> list[torch.Tensor]:
 
 
 def batched_trajectory(
-    options: list[Optimizer], lrs: list[float], runs: slice | None = None
+    options: list[Optimizer], lrs: list[float], runs: slice | None = None, flat: bool = False
 ) -> list[torch.Tensor]:
     """The parameters after STEPS batched updates, for all runs of the case or a slice."""
     runs = runs or slice(None)
     total = len(CASES["sgd"][0])
     params = [torch.nn.Parameter(t[runs].clone()) for t in start(total)]
-    optimizer = options[0].batched(params, options[runs], lrs[runs])
+    optimizer = options[0].batched(params, options[runs], lrs[runs], flat=flat)
     for step in range(STEPS):
         for p, g in zip(params, gradients(step, total), strict=True):
             p.grad = g[runs].clone()
@@ -65,10 +65,11 @@ def batched_trajectory(
     return [p.detach().clone() for p in params]
 
 
+@pytest.mark.parametrize("flat", [False, True], ids=["per_parameter", "flat"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_each_run_follows_torch_optim_with_its_own_hyperparameters(case: str) -> None:
+def test_each_run_follows_torch_optim_with_its_own_hyperparameters(case: str, flat: bool) -> None:
     options, lrs = CASES[case]
-    batched = batched_trajectory(options, lrs)
+    batched = batched_trajectory(options, lrs, flat=flat)
     initial = start(len(options))
     for r, (option, lr) in enumerate(zip(options, lrs, strict=True)):
         mine = [torch.nn.Parameter(t[r].clone()) for t in initial]
@@ -83,12 +84,13 @@ def test_each_run_follows_torch_optim_with_its_own_hyperparameters(case: str) ->
         assert moved > 1e-4  # the oracle comparison is not vacuous
 
 
+@pytest.mark.parametrize("flat", [False, True], ids=["per_parameter", "flat"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_a_run_computes_the_same_bits_alone_and_in_a_batch(case: str) -> None:
+def test_a_run_computes_the_same_bits_alone_and_in_a_batch(case: str, flat: bool) -> None:
     options, lrs = CASES[case]
-    batched = batched_trajectory(options, lrs)
+    batched = batched_trajectory(options, lrs, flat=flat)
     for r in range(len(options)):
-        alone = batched_trajectory(options, lrs, slice(r, r + 1))
+        alone = batched_trajectory(options, lrs, slice(r, r + 1), flat=flat)
         assert all(torch.equal(b[r], a[0]) for b, a in zip(batched, alone, strict=True)), r
 
 
@@ -102,17 +104,26 @@ def test_runs_of_different_update_formulas_are_refused() -> None:
 def test_parameters_live_in_one_flat_buffer_that_a_step_updates_in_place() -> None:
     params = [torch.nn.Parameter(t.clone()) for t in start(2)]
     before = [p.detach().clone() for p in params]
-    optimizer = OPTIMIZERS["sgd"]().batched(params, [OPTIMIZERS["sgd"]()] * 2, [0.1, 0.2])
+    optimizer = OPTIMIZERS["sgd"]().batched(
+        params, [OPTIMIZERS["sgd"]()] * 2, [0.1, 0.2], flat=True
+    )
     assert all(torch.equal(p, b) for p, b in zip(params, before, strict=True))
     assert all(
-        p.untyped_storage().data_ptr() == optimizer.flat.untyped_storage().data_ptr()
+        p.untyped_storage().data_ptr() == optimizer.buffer.untyped_storage().data_ptr()
         for p in params
     )
-    address = optimizer.flat.data_ptr()
+    address = optimizer.buffer.data_ptr()
     for p in params:
         p.grad = torch.ones_like(p)
     optimizer.step()
-    assert optimizer.flat.data_ptr() == address
+    assert optimizer.buffer.data_ptr() == address
     assert torch.allclose(params[1][0], before[1][0] - 0.1) and torch.allclose(
         params[1][1], before[1][1] - 0.2
     )
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_both_layouts_compute_the_same_numbers(case: str) -> None:
+    options, lrs = CASES[case]
+    a, b = (batched_trajectory(options, lrs, flat=f) for f in (False, True))
+    assert all(torch.allclose(x, y, rtol=1e-14, atol=0) for x, y in zip(a, b, strict=True))

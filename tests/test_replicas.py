@@ -20,7 +20,15 @@ from depthlab.results import load_sweep
 from depthlab.train import train
 
 # Differ between a replica and the separate run by construction, not by computation.
-BOOKKEEPING = ("run_id", "replicas", "batched_runs", "wall_time_s", "started_at", "finished_at")
+BOOKKEEPING = (
+    "run_id",
+    "replicas",
+    "batched_runs",
+    "threads_resolved",
+    "wall_time_s",
+    "started_at",
+    "finished_at",
+)
 
 
 @pytest.fixture

@@ -30,6 +30,13 @@ from depthlab.activations import ACTIVATIONS
 from depthlab.inits import Init
 
 NORMS = ("none", "batchnorm", "layernorm")
+ALL = slice(None)  # every replica
+
+
+def _part(tensor: torch.Tensor, replicas: slice) -> torch.Tensor:
+    """The replicas' slice of a parameter: the parameter itself for all of them (a slice
+    would add a node, and a copy of the gradient, to every backward pass)."""
+    return tensor if replicas is ALL else tensor[replicas]
 
 
 @contextlib.contextmanager
@@ -85,8 +92,8 @@ class BatchedLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(replicas, fan_out, fan_in, dtype=torch.float64))
         self.bias = nn.Parameter(torch.empty(replicas, fan_out, dtype=torch.float64))
 
-    def forward(self, a: torch.Tensor) -> torch.Tensor:
-        return BatchedAffine.apply(a, self.weight, self.bias)
+    def forward(self, a: torch.Tensor, replicas: slice = ALL) -> torch.Tensor:
+        return BatchedAffine.apply(a, _part(self.weight, replicas), _part(self.bias, replicas))
 
 
 class BatchNorm(nn.Module):
@@ -104,16 +111,17 @@ class BatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(replicas * width, dtype=torch.float64))
         self.register_buffer("running_var", torch.ones(replicas * width, dtype=torch.float64))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, replicas: slice = ALL) -> torch.Tensor:
         r, b, n = z.shape
         # (R, B, n) -> (B, R n): one feature per (replica, unit), statistics over the batch.
         flat = z.transpose(0, 1).reshape(b, r * n)
+        runs = self.weight.shape[0]
         out = F.batch_norm(
             flat,
-            self.running_mean,
-            self.running_var,
-            self.weight.view(-1),
-            self.bias.view(-1),
+            _part(self.running_mean.view(runs, n), replicas).reshape(-1),
+            _part(self.running_var.view(runs, n), replicas).reshape(-1),
+            _part(self.weight, replicas).reshape(-1),
+            _part(self.bias, replicas).reshape(-1),
             self.training,
             self.momentum,
             NORM_EPS,
@@ -129,9 +137,17 @@ class LayerNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(replicas, width, dtype=torch.float64))
         self.bias = nn.Parameter(torch.zeros(replicas, width, dtype=torch.float64))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, replicas: slice = ALL) -> torch.Tensor:
         normed = F.layer_norm(z, z.shape[-1:], eps=NORM_EPS)
-        return torch.addcmul(self.bias.unsqueeze(1), normed, self.weight.unsqueeze(1))
+        weight, bias = _part(self.weight, replicas), _part(self.bias, replicas)
+        return torch.addcmul(bias.unsqueeze(1), normed, weight.unsqueeze(1))
+
+
+class NoNorm(nn.Module):
+    """No normalisation: u^l = z^l (a module, so hooks read u^l the same way)."""
+
+    def forward(self, z: torch.Tensor, replicas: slice = ALL) -> torch.Tensor:
+        return z
 
 
 def _make_norm(norm: str, width: int, replicas: int) -> nn.Module:
@@ -139,7 +155,7 @@ def _make_norm(norm: str, width: int, replicas: int) -> nn.Module:
         return BatchNorm(width, replicas)
     if norm == "layernorm":
         return LayerNorm(width, replicas)
-    return nn.Identity()
+    return NoNorm()
 
 
 class Layer(nn.Module):
@@ -176,12 +192,16 @@ class Layer(nn.Module):
             else None
         )
 
-    def forward(self, a: torch.Tensor) -> torch.Tensor:
-        h = self.activation(self.norm(self.linear(a)))
+    def forward(self, a: torch.Tensor, replicas: slice = ALL) -> torch.Tensor:
+        """a^{l-1} -> a^l for all replicas, or (``replicas``) a slice of them."""
+        if replicas is ALL:  # one call signature for the hooks of every probed pass
+            h = self.activation(self.norm(self.linear(a)))
+        else:
+            h = self.activation(self.norm(self.linear(a, replicas), replicas))
         if not self.skip:
             return h
         # alpha is per replica (runs of one batch may differ); alpha = 1 gives a + h exactly
-        return a + self.alpha * h
+        return a + _part(self.alpha, replicas) * h
 
     def extra_repr(self) -> str:
         return f"l={self.index}, skip={self.skip}, branch_scale={self.branch_scale}"
@@ -247,11 +267,13 @@ class MLP(nn.Module):
             raise IndexError(f"layer {l} is not in 1..{self.num_layers}")
         return self.layers[l - 1]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, d) shared by all replicas, or (R, B, d) -> a^L: (R, B, num_outputs)."""
-        a = x.expand(self.replicas, *x.shape) if x.dim() == 2 else x
+    def forward(self, x: torch.Tensor, replicas: slice = ALL) -> torch.Tensor:
+        """x: (B, d) shared by all replicas, or (R, B, d) -> a^L: (R, B, num_outputs).
+        ``replicas``: run only that slice of the replicas (x then (B, d) or (r, B, d))."""
+        count = len(range(self.replicas)[replicas])
+        a = x.expand(count, *x.shape) if x.dim() == 2 else x
         for layer in self.layers:
-            a = layer(a)
+            a = layer(a) if replicas is ALL else layer(a, replicas)
         return a
 
     @torch.no_grad()

@@ -1,12 +1,10 @@
 """Registered optimisers: the ``optimizer`` config group (the learning rate is top-level ``lr``).
 
 Every run of a batched model may carry its own learning rate and hyperparameters: they are
-tensors with the replica dimension, and the update is written for the whole batch at once.
-The model's trainable parameters (each (R, ...)) are gathered into one flat (R, P) buffer
-(the parameters become views of it), so an update is a handful of elementwise ops on that
-buffer whatever the depth: few kernels, no host synchronisation, nothing allocated after
-construction, so a step can be captured in a CUDA graph. Each op acts on every element on
-its own, so a run's numbers do not depend on which other runs share its batch.
+tensors with the replica dimension, and the update is written for the whole batch at once
+(:class:`BatchedOptimizer`): no host synchronisation, state allocated up front, so a step
+can be captured in a CUDA graph. Each op acts on every element on its own, so a run's
+numbers do not depend on which other runs share its batch.
 
 The update rules are PyTorch's (``torch.optim.SGD`` with and without momentum, ``Adam``,
 ``AdamW``); ``Optimizer.torch_optimizer`` builds that equivalent, which the tests use as the
@@ -68,36 +66,50 @@ class BatchedOptimizer:
     """Updates R runs' parameters at once, run r with its own hyperparameters.
 
     ``params`` are the model's trainable parameters, each with the leading replica dimension
-    R. Construction moves them into one flat (R, P) buffer ``flat`` (each parameter becomes a
-    view of its slice) and allocates the gradient buffer and the state, which therefore keep
-    their addresses (a captured step reads and writes them in place). ``hyper[name]`` is an
-    (R, 1) tensor of the parameters' dtype. A gradient that autograd did not produce counts
-    as zero.
+    R; ``hyper[name]`` lists the R runs' values of a hyperparameter. Two layouts compute the
+    same elementwise formulas:
+
+    - ``flat`` (the default on CUDA): construction moves the parameters into one (R, P)
+      buffer (each parameter becomes a view of its slice); a step gathers the gradients
+      into a second one and updates with a handful of ops, whatever the depth. Few kernels,
+      and every buffer keeps its address, as a captured CUDA graph needs.
+    - per parameter (the default on the CPU): each parameter is updated in place with the
+      hyperparameters broadcast over its replica dimension. No gather: on a CPU each
+      parameter's update stays in cache (a 32-run depth-30 update took 6.4 ms against
+      14.4 ms for the flat buffer's).
+
+    State (momentum, Adam's moments) is allocated at construction. A gradient that autograd
+    did not produce counts as zero.
     """
 
     state_names: tuple[str, ...] = ()
 
     def __init__(
-        self, params: Sequence[torch.nn.Parameter], hyper: dict[str, Sequence[float]]
+        self,
+        params: Sequence[torch.nn.Parameter],
+        hyper: dict[str, Sequence[float]],
+        flat: bool | None = None,
     ) -> None:
         self.params = list(params)
         first = self.params[0]
         runs, device, dtype = first.shape[0], first.device, first.dtype
-        sizes = [p[0].numel() for p in self.params]
-        self.flat = torch.empty(runs, sum(sizes), device=device, dtype=dtype)
-        self.grad = torch.zeros_like(self.flat)
-        offset = 0
-        with torch.no_grad():
-            for p, size in zip(self.params, sizes, strict=True):
-                view = self.flat[:, offset : offset + size].view(p.shape)
-                view.copy_(p)
-                p.data = view  # the parameter now lives in the flat buffer
-                offset += size
-        self.hyper = {
-            name: torch.tensor(values, device=device, dtype=dtype).view(runs, 1)
-            for name, values in hyper.items()
-        }
-        self.state = {name: torch.zeros_like(self.flat) for name in self.state_names}
+        self.flat = device.type == "cuda" if flat is None else flat
+        values = {name: torch.tensor(v, device=device, dtype=dtype) for name, v in hyper.items()}
+        if self.flat:
+            self.buffer = _flatten(self.params)
+            self.grad = torch.zeros_like(self.buffer)
+            targets = [self.buffer]
+        else:
+            targets = self.params
+        # one block per tensor the update acts on: (tensor, its hyperparameters, its state)
+        self.blocks = [
+            (
+                target,
+                {n: v.view(runs, *[1] * (target.dim() - 1)) for n, v in values.items()},
+                {n: torch.zeros_like(target) for n in self.state_names},
+            )
+            for target in targets
+        ]
         decay = hyper.get("weight_decay", [0.0])
         self.decays = any(wd != 0 for wd in decay)  # decided on the host, never synced
         self.all_decay = all(wd != 0 for wd in decay)
@@ -112,37 +124,56 @@ class BatchedOptimizer:
 
     def state_tensors(self) -> list[torch.Tensor]:
         """Everything a step changes: parameters and optimiser state (to save and restore)."""
-        return [self.flat, *self.state.values()]
+        return [t for target, _, state in self.blocks for t in (target, *state.values())]
 
     @torch.no_grad()
     def step(self) -> None:
         """One update of every run from the parameters' current gradients."""
-        grads = [
-            (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(p.shape[0], -1)
-            for p in self.params
-        ]
-        torch.cat(grads, dim=1, out=self.grad)
-        self.update(self.flat, self.grad)
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        if self.flat:
+            runs = self.buffer.shape[0]
+            torch.cat([g.reshape(runs, -1) for g in grads], dim=1, out=self.grad)
+            grads = [self.grad]
+        for (target, h, state), g in zip(self.blocks, grads, strict=True):
+            self.update(target, g, h, state)
 
-    def update(self, p: torch.Tensor, g: torch.Tensor) -> None:
+    def update(
+        self, p: torch.Tensor, g: torch.Tensor, h: dict[str, torch.Tensor], state: dict
+    ) -> None:
+        """Update ``p`` in place from its gradient ``g`` (left unchanged), hyperparameters
+        ``h`` broadcast over p's replica dimension, and its ``state``."""
         raise NotImplementedError
 
-    def _coupled_decay(self, p: torch.Tensor, g: torch.Tensor) -> None:
-        """g <- g + wd p, only for the runs with wd != 0 (so a run without weight decay
-        computes exactly what it computes alone, even where p is not finite)."""
-        wd = self.hyper["weight_decay"]
+    def _coupled_decay(self, p: torch.Tensor, g: torch.Tensor, wd: torch.Tensor) -> torch.Tensor:
+        """g + wd p, only for the runs with wd != 0 (so a run without weight decay computes
+        exactly what it computes alone, even where p is not finite)."""
         if self.all_decay:
-            g.addcmul_(p, wd)
-        elif self.decays:
-            g.copy_(torch.where(wd != 0, g.addcmul(p, wd), g))
+            return g.addcmul(p, wd)
+        if self.decays:
+            return torch.where(wd != 0, g.addcmul(p, wd), g)
+        return g
+
+
+def _flatten(params: list[torch.nn.Parameter]) -> torch.Tensor:
+    """One (R, P) buffer holding ``params``, which become views of it."""
+    runs = params[0].shape[0]
+    sizes = [p[0].numel() for p in params]
+    buffer = torch.empty(runs, sum(sizes), device=params[0].device, dtype=params[0].dtype)
+    offset = 0
+    with torch.no_grad():
+        for p, size in zip(params, sizes, strict=True):
+            view = buffer[:, offset : offset + size].view(p.shape)
+            view.copy_(p)
+            p.data = view  # the parameter now lives in the buffer
+            offset += size
+    return buffer
 
 
 class BatchedSGD(BatchedOptimizer):
     """W <- W - lr (g + wd W), torch.optim.SGD without momentum."""
 
-    def update(self, p: torch.Tensor, g: torch.Tensor) -> None:
-        self._coupled_decay(p, g)
-        p.addcmul_(g, self.hyper["lr"], value=-1)
+    def update(self, p, g, h, state) -> None:
+        p.addcmul_(self._coupled_decay(p, g, h["weight_decay"]), h["lr"], value=-1)
 
 
 class BatchedMomentum(BatchedOptimizer):
@@ -151,16 +182,16 @@ class BatchedMomentum(BatchedOptimizer):
 
     state_names = ("momentum_buffer",)
 
-    def __init__(self, params, hyper, nesterov: bool) -> None:
-        super().__init__(params, hyper)
+    def __init__(self, params, hyper, nesterov: bool, flat: bool | None = None) -> None:
+        super().__init__(params, hyper, flat)
         self.nesterov = nesterov
 
-    def update(self, p: torch.Tensor, g: torch.Tensor) -> None:
-        self._coupled_decay(p, g)
-        mu, v = self.hyper["momentum"], self.state["momentum_buffer"]
+    def update(self, p, g, h, state) -> None:
+        g = self._coupled_decay(p, g, h["weight_decay"])
+        mu, v = h["momentum"], state["momentum_buffer"]
         v.mul_(mu).add_(g)  # v = 0 before the first step: then v = g exactly
-        direction = g.addcmul_(v, mu) if self.nesterov else v
-        p.addcmul_(direction, self.hyper["lr"], value=-1)
+        direction = g.addcmul(v, mu) if self.nesterov else v
+        p.addcmul_(direction, h["lr"], value=-1)
 
 
 class BatchedAdam(BatchedOptimizer):
@@ -171,24 +202,29 @@ class BatchedAdam(BatchedOptimizer):
 
     state_names = ("exp_avg", "exp_avg_sq")
 
-    def __init__(self, params, hyper, decoupled: bool) -> None:
-        super().__init__(params, hyper)
+    def __init__(self, params, hyper, decoupled: bool, flat: bool | None = None) -> None:
+        super().__init__(params, hyper, flat)
         self.decoupled = decoupled
-        self.t = torch.zeros((), device=self.flat.device, dtype=self.flat.dtype)
-        self.state["step"] = self.t
-        h = self.hyper
-        self._one_minus_beta1, self._one_minus_beta2 = 1 - h["beta1"], 1 - h["beta2"]
+        target = self.blocks[0][0]
+        self.t = torch.zeros((), device=target.device, dtype=target.dtype)  # the step count
 
-    def update(self, p: torch.Tensor, g: torch.Tensor) -> None:
-        h, m, v = self.hyper, self.state["exp_avg"], self.state["exp_avg_sq"]
+    def state_tensors(self) -> list[torch.Tensor]:
+        return [*super().state_tensors(), self.t]
+
+    @torch.no_grad()
+    def step(self) -> None:
         self.t.add_(1)
+        super().step()
+
+    def update(self, p, g, h, state) -> None:
+        m, v = state["exp_avg"], state["exp_avg_sq"]
         if self.decoupled:
             if self.decays:  # 1 - lr 0 = 1: exact for the runs without decay
                 p.mul_(1 - h["lr"] * h["weight_decay"])
         else:
-            self._coupled_decay(p, g)
-        m.lerp_(g, self._one_minus_beta1)
-        v.mul_(h["beta2"]).addcmul_(g.mul(g), self._one_minus_beta2)
+            g = self._coupled_decay(p, g, h["weight_decay"])
+        m.lerp_(g, 1 - h["beta1"])
+        v.mul_(h["beta2"]).addcmul_(g.mul(g), 1 - h["beta2"])
         step_size = h["lr"] / (1 - h["beta1"].pow(self.t))
         denom = (v.sqrt() / (1 - h["beta2"].pow(self.t)).sqrt()).add_(h["eps"])
         p.addcdiv_(m.mul(step_size), denom, value=-1)
@@ -214,9 +250,9 @@ class SGD(Optimizer):
 
     name: str = "sgd"
 
-    def batched(self, params, options, lrs) -> BatchedOptimizer:
+    def batched(self, params, options, lrs, flat=None) -> BatchedOptimizer:
         _same_kind(options)
-        return BatchedSGD(params, _hyper(options, lrs))
+        return BatchedSGD(params, _hyper(options, lrs), flat)
 
     def torch_optimizer(self, params, lr) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=lr, weight_decay=self.weight_decay)
@@ -237,9 +273,9 @@ class Momentum(Optimizer):
     def hyperparameters(self) -> dict[str, float]:
         return {**super().hyperparameters(), "momentum": self.momentum}
 
-    def batched(self, params, options, lrs) -> BatchedOptimizer:
+    def batched(self, params, options, lrs, flat=None) -> BatchedOptimizer:
         _same_kind(options)
-        return BatchedMomentum(params, _hyper(options, lrs), self.nesterov)
+        return BatchedMomentum(params, _hyper(options, lrs), self.nesterov, flat)
 
     def torch_optimizer(self, params, lr) -> torch.optim.Optimizer:
         return torch.optim.SGD(
@@ -289,9 +325,9 @@ class Adam(Optimizer):
             "eps": self.eps,
         }
 
-    def batched(self, params, options, lrs) -> BatchedOptimizer:
+    def batched(self, params, options, lrs, flat=None) -> BatchedOptimizer:
         _same_kind(options)
-        return BatchedAdam(params, _hyper(options, lrs), self.decoupled)
+        return BatchedAdam(params, _hyper(options, lrs), self.decoupled, flat)
 
     def torch_optimizer(self, params, lr) -> torch.optim.Optimizer:
         cls = torch.optim.AdamW if self.decoupled else torch.optim.Adam

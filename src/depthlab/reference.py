@@ -55,7 +55,7 @@ class ReferenceMLP:
         another derivation and are refused)."""
         layers = [model.layer(l) for l in range(1, model.num_layers + 1)]
         if any(layer.skip for layer in layers) or any(
-            type(layer.norm).__name__ != "Identity" for layer in layers
+            type(layer.norm).__name__ != "NoNorm" for layer in layers
         ):
             raise ValueError("the textbook derivation covers plain MLPs only")
         return cls(
