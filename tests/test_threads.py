@@ -38,6 +38,7 @@ def test_auto_uses_the_cores_that_are_idle_enough(
     monkeypatch.setattr(threads_module, "busy_cores", lambda: busy)
     monkeypatch.setattr(threads_module, "usable_cores", lambda: cores)
     assert resolve_threads(0, CPU) == want
+    assert resolve_threads(0, CPU, layer_flops=threads_module.PARALLEL_FLOPS - 1) == 1
 
 
 def test_explicit_launcher_and_gpu_choices_win(
@@ -58,6 +59,16 @@ def test_a_busy_core_is_seen(no_launcher_threads: None) -> None:
     finally:
         spinner.kill()
     assert busy is not None and busy >= 0.8
+
+
+def test_a_small_batch_trains_on_one_thread_and_a_big_one_on_the_idle_cores(
+    tiny: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_launcher_threads: None
+) -> None:
+    monkeypatch.setattr(threads_module, "busy_cores", lambda: 0.0)
+    monkeypatch.setattr(threads_module, "usable_cores", lambda: 2)
+    small = train(dataclasses.replace(tiny, steps=1), tmp_path / "small")
+    big = train(dataclasses.replace(tiny, steps=1, width=1024, batch_size=64), tmp_path / "big")
+    assert (small.row["threads_resolved"], big.row["threads_resolved"]) == (1, 2)
 
 
 def test_the_thread_count_changes_no_record(tiny: Config, tmp_path: Path) -> None:

@@ -306,10 +306,11 @@ def _train_batch(
     shared = members[0].cfg
     for m in members:
         set_aside_stale(m.run_dir)
-    threads = resolve_threads(shared.threads, device)  # idle cores unless set
+    total = sum(m.cfg.replicas for m in members)
+    flops = 2 * total * min(shared.batch_size, data.num_train) * shared.width**2
+    threads = resolve_threads(shared.threads, device, flops)  # idle cores unless set
     with flush_denormal(shared.flush_denormal and device.type == "cpu"), torch_threads(threads):
         start = time.perf_counter()
-        total = sum(m.cfg.replicas for m in members)
         runs: list[Run] = []
         for k, m in enumerate(members):
             for seed, folder in zip(
