@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 
 from depthlab.config import Config
-from depthlab.data import Data
+from depthlab.data import Data, Teacher
 from depthlab.inits import Gaussian
+from depthlab.optimizers import Momentum
 from depthlab.probes.schedule import MinimalProbes
 
 
@@ -30,3 +31,21 @@ def at_init(data: Data, num_train: int, depth: int, width: int, sigma_w2: float 
         init=Gaussian(sigma_w2=sigma_w2, sigma_b2=0.05),
         probes=MinimalProbes(),
     )
+
+
+def relu_momentum(**keys) -> Config:
+    """A depth-4, width-16 ReLU net (sigma_w2 = 2) trained by momentum SGD for 60 steps on a
+    small teacher task: the base of the batched-group tests (``keys`` override)."""
+    base = {
+        "depth": 4,
+        "width": 16,
+        "activation": "relu",
+        "init": Gaussian(sigma_w2=2.0),
+        "optimizer": Momentum(momentum=0.9),
+        "lr": 0.05,
+        "steps": 60,
+        "eval_every": 20,
+        "batch_size": 32,
+        "data": Teacher(in_dim=8, num_outputs=3, num_train=256, num_test=64),
+    }
+    return Config(**{**base, **keys})

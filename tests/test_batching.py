@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import relu_momentum
 
 import depthlab.train as train_module
 from depthlab.batching import Off, On
@@ -56,20 +57,8 @@ def assert_same_records(batched: Path, alone: Path, row: dict, alone_row: dict) 
 @pytest.fixture
 def plain() -> Config:
     """A float64 ReLU net with every probe; the members below differ in per-run keys only."""
-    return Config(
-        depth=4,
-        width=16,
-        activation="relu",
-        init=Gaussian(sigma_w2=2.0),
-        optimizer=Momentum(momentum=0.9),
-        lr=0.05,
-        steps=60,
-        eval_every=20,
-        batch_size=32,
-        dtype="float64",
-        probes=FullProbes(names=["full", "curvature"], every=5, costly_every=30),
-        data=Teacher(in_dim=8, num_outputs=3, num_train=256, num_test=64),
-    )
+    probes = FullProbes(names=["full", "curvature"], every=5, costly_every=30)
+    return relu_momentum(dtype="float64", probes=probes)
 
 
 def variants_of_plain(cfg: Config) -> list[Config]:

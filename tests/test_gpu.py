@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import relu_momentum
 
 from depthlab.config import Config
 from depthlab.data import load_data
@@ -126,17 +127,7 @@ def records(run_dir: Path):
 def group(tiny: Config, **keys) -> list[Config]:
     """Four runs of one batched model on CUDA with their own inits, learning rates and
     optimiser numbers; the last diverges (overflow) while the others train."""
-    base = dataclasses.replace(
-        critical(4, tiny),
-        activation="relu",
-        init=Gaussian(sigma_w2=2.0),
-        optimizer=Momentum(momentum=0.9),
-        lr=0.05,
-        steps=60,
-        eval_every=20,
-        probes=FullProbes(every=7, costly_every=30),
-        **keys,
-    )
+    base = relu_momentum(device="cuda", probes=FullProbes(every=7, costly_every=30), **keys)
     r = dataclasses.replace
     return [
         base,
