@@ -9,6 +9,7 @@ afterwards: every launcher (basic, joblib, submitit) then runs a group as one or
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ class BatchedSweeperConf:
 ConfigStore.instance().store(
     group="hydra/sweeper", name="batched", node=BatchedSweeperConf, provider="depthlab"
 )
+log = logging.getLogger(__name__)
 
 
 class BatchedSweeper(Sweeper):
@@ -66,6 +68,13 @@ class BatchedSweeper(Sweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         todo = launches(self.hydra_context.config_loader, self.config, jobs, sweep_dir)
+        if todo is not jobs:
+            log.info(
+                "%d runs in %d batched groups (folders %s/.batches/K)",
+                len(jobs),
+                len(todo),
+                sweep_dir,
+            )
         returns = []
         size = self.max_batch_size or len(todo) or 1
         for start in range(0, len(todo), size):
