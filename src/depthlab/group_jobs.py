@@ -30,6 +30,7 @@ from depthlab.config import Config, config_from_container, resolve_device, to_co
 from depthlab.grouping import plan
 from depthlab.records import RUN_FILE, read_run
 from depthlab.resources import device_bytes, run_bytes
+from depthlab.train import replica_dirs
 
 BATCH_ENV = "DEPTHLAB_BATCH"  # set (to the group's number) in a group job's environment
 BATCH_DIR = ".batches"  # groups' own folders, hidden inside the sweep folder
@@ -144,14 +145,8 @@ def log_member(spec: dict, log_name: str, lines: list[str]) -> None:
 
 def member_results(spec: dict, cfg: Config) -> list[dict[str, Any]]:
     """The run rows a member's folder holds now (one per replica; unreadable ones left out)."""
-    folder = Path(spec["dir"])
-    folders = (
-        [folder]
-        if cfg.replicas == 1
-        else [folder / f"seed={cfg.seed + r}" for r in range(cfg.replicas)]
-    )
     rows = []
-    for f in folders:
+    for f in replica_dirs(cfg, Path(spec["dir"])):
         if (f / RUN_FILE).exists():
             try:
                 rows.append(read_run(f))
