@@ -2,8 +2,12 @@
 
 Every data set is generated locally or shipped with a package (nothing is downloaded).
 Each option is a dataclass whose fields are its parameters and whose ``arrays()`` returns
-NumPy arrays; :func:`load_data` then standardises the inputs with the training set's
-per-feature mean and standard deviation and puts tensors on the run's device and dtype.
+NumPy arrays; :func:`load_data` checks them (:func:`check_arrays`: one ``DataError`` line
+naming the data set or file, the array and what is wrong), standardises the inputs with the
+training set's per-feature mean and standard deviation and puts tensors on the run's device
+and dtype. ``check()`` refuses bad parameters before any work (a ConfigError); for ``npz``
+that includes reading and checking the file, once per process per file version.
+``sizes()`` gives the arrays' shapes from the config alone, for memory estimates.
 Data are seeded by the data set's own ``seed`` field, not the run's ``seed``, so every
 seed of a sweep trains on the same data and only the network's draw changes.
 """
@@ -15,7 +19,8 @@ import importlib.metadata
 import itertools
 import math
 import random
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +33,19 @@ from depthlab.registry import Registry
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
+NUMERIC_KINDS = "biuf"  # NumPy dtype kinds: bool, signed and unsigned integers, floats
+MNIST1D_CLASSES = 10
+DIGITS_SAMPLES, DIGITS_CLASSES = 1797, 10
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 @dataclass(frozen=True)
 class Arrays:
-    """A train/test split as NumPy arrays: x (N, d); y (N,) class labels or (N, k) targets."""
+    """A train/test split as NumPy arrays: x (N, d); y (N,) class labels or (N, k) targets.
+
+    ``num_outputs``: the network's outputs (classes, or target columns); 0 before
+    :func:`check_arrays` means "from the data" (max label + 1, or the target columns).
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -75,15 +88,171 @@ class Data:
     def arrays(self) -> Arrays:
         raise NotImplementedError
 
+    def sizes(self) -> tuple[int, int, int, int]:
+        """(num_inputs, num_outputs, num_train, num_test) of ``arrays()``, known from the
+        parameters alone: no data are made (for memory estimates before any work)."""
+        raise NotImplementedError
+
     def task(self) -> str:
         """``classification`` or ``regression`` (known before any data are made)."""
         return CLASSIFICATION
+
+    def source(self) -> str:
+        """What DataError messages name as the data's origin."""
+        return f"data={self.name}"
 
     def check(self, key: str = "data") -> None:
         """Raise ConfigError for a parameter out of range."""
 
 
 DATASETS: Registry[type[Data]] = Registry("data")
+
+
+class DataError(ValueError):
+    """Arrays breaking a rule of :func:`check_arrays`, as one line: ``source: array problem``.
+
+    A ValueError, not a ConfigError: at training time the fault is in the data (a file's
+    contents, or a generator's bug), not in a key's value. ``NPZ.check`` turns it into a
+    ConfigError on ``data.path``, so a bad file is refused with the command line.
+    """
+
+    def __init__(self, source: str, array: str, problem: str) -> None:
+        self.source, self.array, self.problem = source, array, problem
+        self.detail = f"{array} {problem}" if array else problem
+        super().__init__(f"{source}: {self.detail}")
+
+
+def check_arrays(arrays: Arrays, source: str) -> Arrays:
+    """``arrays`` checked, with inputs flattened to (N, d), class labels int64 and regression
+    targets (N, k); DataError naming ``source``, the array and the first broken rule.
+
+    Inputs: numeric (bool, int or float), non-empty, finite, as many features in both splits.
+    Targets: one per input row; class labels as :func:`_check_labels` says, at most one
+    class per training sample (K = max label + 1 <= N_train, so a stray label of 10^9 never
+    builds a 10^9-wide output layer), within ``num_outputs`` when it is set, and at least two
+    classes among the training labels; regression targets as :func:`_check_targets` says,
+    as many columns in both splits (and ``num_outputs`` of them when it is set).
+    """
+    x_train = _check_inputs(arrays.x_train, "x_train", source)
+    x_test = _check_inputs(arrays.x_test, "x_test", source)
+    if x_test.shape[1] != x_train.shape[1]:
+        raise DataError(
+            source, "x_test", f"has {x_test.shape[1]} features, x_train {x_train.shape[1]}"
+        )
+    if arrays.task == CLASSIFICATION:
+        y_train, y_test, num_outputs = _check_classes(arrays, len(x_train), len(x_test), source)
+    else:
+        y_train, y_test, num_outputs = _check_regression(arrays, len(x_train), len(x_test), source)
+    return replace(
+        arrays,
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        num_outputs=num_outputs,
+    )
+
+
+def _check_numeric(a: np.ndarray, name: str, source: str) -> None:
+    """Bool, integer or float: no object, string, complex, date or structured dtypes."""
+    if a.dtype.kind not in NUMERIC_KINDS:
+        raise DataError(source, name, f"has dtype {a.dtype}, not bool, integer or float")
+
+
+def _check_finite(a: np.ndarray, name: str, source: str) -> None:
+    """No NaN and no infinity."""
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        nan, inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+        row = int(np.argmin(np.isfinite(a).reshape(len(a), -1).all(axis=1)))
+        raise DataError(source, name, f"has {nan} NaN and {inf} infinite values (first row {row})")
+
+
+def _check_inputs(x: np.ndarray, name: str, source: str) -> np.ndarray:
+    """Inputs: numeric, at least 1-D, non-empty (samples and features), finite; returned
+    flattened to (N, d)."""
+    _check_numeric(x, name, source)
+    if x.ndim == 0 or x.size == 0:
+        raise DataError(source, name, f"has no samples or no features (shape {x.shape})")
+    x = x.reshape(len(x), -1)
+    _check_finite(x, name, source)
+    return x
+
+
+def _check_rows(y: np.ndarray, name: str, rows: int, source: str) -> None:
+    """One target per input row."""
+    if len(y) != rows:
+        raise DataError(source, name, f"has {len(y)} rows, x{name[1:]} {rows}")
+
+
+def _check_labels(y: np.ndarray, name: str, rows: int, source: str) -> None:
+    """Class labels: numeric, 1-D, one per input row, whole numbers >= 0. Floats count when
+    every value is integral (2.0); 1.5 is refused, never truncated."""
+    _check_numeric(y, name, source)
+    if y.ndim != 1:
+        raise DataError(source, name, f"has shape {y.shape}: class labels are 1-D")
+    _check_rows(y, name, rows, source)
+    if y.dtype.kind == "f":
+        bad = ~(np.isfinite(y) & (y == np.floor(y)))
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise DataError(source, name, f"has label {y[row]} (row {row}), not a whole number")
+    if y.min() < 0:
+        row = int(np.argmin(y))
+        raise DataError(source, name, f"has label {y[row]:g} (row {row}), below 0")
+
+
+def _check_classes(
+    arrays: Arrays, num_train: int, num_test: int, source: str
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(y_train, y_test as int64, the class count) of a classification split."""
+    _check_labels(arrays.y_train, "y_train", num_train, source)
+    _check_labels(arrays.y_test, "y_test", num_test, source)
+    for name, y in (("y_train", arrays.y_train), ("y_test", arrays.y_test)):
+        top = int(y.max())
+        if top >= num_train:
+            raise DataError(
+                source,
+                name,
+                f"has label {top}: {top + 1} classes for {num_train} training samples "
+                "(at most one class per training sample)",
+            )
+        if arrays.num_outputs and top >= arrays.num_outputs:
+            raise DataError(source, name, f"has label {top}, num_outputs {arrays.num_outputs}")
+    y_train = arrays.y_train.astype(np.int64, copy=False)
+    y_test = arrays.y_test.astype(np.int64, copy=False)
+    if y_train.min() == y_train.max():
+        raise DataError(source, "y_train", f"has one class only (label {y_train[0]})")
+    return y_train, y_test, arrays.num_outputs or int(max(y_train.max(), y_test.max())) + 1
+
+
+def _check_targets(y: np.ndarray, name: str, rows: int, source: str) -> np.ndarray:
+    """Regression targets: numeric, finite, 1-D or 2-D, one row per input row; returned as
+    (N, k)."""
+    _check_numeric(y, name, source)
+    if y.ndim not in (1, 2):
+        raise DataError(source, name, f"has shape {y.shape}: targets are (N,) or (N, k)")
+    _check_rows(y, name, rows, source)
+    if y.size == 0:
+        raise DataError(source, name, f"is empty (shape {y.shape})")
+    _check_finite(y, name, source)
+    return y.reshape(rows, -1)
+
+
+def _check_regression(
+    arrays: Arrays, num_train: int, num_test: int, source: str
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(y_train, y_test as (N, k), k) of a regression split."""
+    y_train = _check_targets(arrays.y_train, "y_train", num_train, source)
+    y_test = _check_targets(arrays.y_test, "y_test", num_test, source)
+    if y_test.shape[1] != y_train.shape[1]:
+        raise DataError(
+            source, "y_test", f"has {y_test.shape[1]} target columns, y_train {y_train.shape[1]}"
+        )
+    if arrays.num_outputs and y_train.shape[1] != arrays.num_outputs:
+        raise DataError(
+            source, "y_train", f"has {y_train.shape[1]} columns for {arrays.num_outputs} outputs"
+        )
+    return y_train, y_test, y_train.shape[1]
 
 
 def _require_count(key: str, value: int, minimum: int = 1) -> None:
@@ -134,6 +303,14 @@ def _make_mnist1d(seed: int, num_samples: int, train_split: float) -> dict[str, 
     return {k: np.asarray(raw[k]) for k in ("x", "y", "x_test", "y_test")}
 
 
+def _mnist1d_split(num_samples: int, train_split: float) -> tuple[int, int]:
+    """(num_train, num_test) as mnist1d.data.make_dataset splits: num_samples // 10 samples
+    per class, the first int(total * train_split) of them for training."""
+    total = num_samples // MNIST1D_CLASSES * MNIST1D_CLASSES
+    num_train = int(total * train_split)
+    return num_train, total - num_train
+
+
 @DATASETS.register_option
 @dataclass
 class MNIST1D(Data):
@@ -150,17 +327,30 @@ class MNIST1D(Data):
     def arrays(self) -> Arrays:
         return _mnist1d_arrays(self.seed, self.num_samples, self.train_split)
 
+    def sizes(self) -> tuple[int, int, int, int]:
+        length = 40  # mnist1d's final_seq_length
+        return length, MNIST1D_CLASSES, *_mnist1d_split(self.num_samples, self.train_split)
+
     def check(self, key: str = "data") -> None:
+        """Besides the ranges: at least one training sample per class and a test set."""
         _require_seed(f"{key}.seed", self.seed)
         _require_count(f"{key}.num_samples", self.num_samples, 20)
         _require_fraction(f"{key}.train_split", self.train_split)
-        num_train = int(self.num_samples * self.train_split)
-        if not 2 <= num_train <= self.num_samples - 2:
+        num_train, num_test = _mnist1d_split(self.num_samples, self.train_split)
+        if num_train < MNIST1D_CLASSES or num_test < 1:
             raise ConfigError(
                 f"{key}.train_split",
                 self.train_split,
-                "a fraction leaving >= 2 training and >= 2 test samples",
+                f"a fraction leaving >= {MNIST1D_CLASSES} training samples (one per class) "
+                "and >= 1 test sample",
+                f"{num_train} training and {num_test} test samples",
             )
+
+
+def _digits_split(test_fraction: float) -> tuple[int, int]:
+    """(num_train, num_test) of the digits as scikit-learn's train_test_split cuts them."""
+    num_test = math.ceil(test_fraction * DIGITS_SAMPLES)
+    return DIGITS_SAMPLES - num_test, num_test
 
 
 @DATASETS.register_option
@@ -183,11 +373,24 @@ class Digits(Data):
         x_tr, x_te, y_tr, y_te = train_test_split(
             x, y, test_size=self.test_fraction, random_state=self.seed, stratify=y
         )
-        return Arrays(x_tr, y_tr, x_te, y_te, CLASSIFICATION, 10)
+        return Arrays(x_tr, y_tr, x_te, y_te, CLASSIFICATION, DIGITS_CLASSES)
+
+    def sizes(self) -> tuple[int, int, int, int]:
+        return 8 * 8, DIGITS_CLASSES, *_digits_split(self.test_fraction)
 
     def check(self, key: str = "data") -> None:
+        """Besides the ranges: a stratified split needs one image per class in each split."""
         _require_seed(f"{key}.seed", self.seed)
         _require_fraction(f"{key}.test_fraction", self.test_fraction)
+        num_train, num_test = _digits_split(self.test_fraction)
+        if min(num_train, num_test) < DIGITS_CLASSES:
+            raise ConfigError(
+                f"{key}.test_fraction",
+                self.test_fraction,
+                f"a fraction leaving >= {DIGITS_CLASSES} of the {DIGITS_SAMPLES} images "
+                "(one per class) in each split",
+                f"{num_train} training and {num_test} test images",
+            )
 
 
 @DATASETS.register_option
@@ -220,6 +423,9 @@ class Quadratic(Data):
         return Arrays(
             x_train[:, None], y_train[:, None], x_test[:, None], y_test[:, None], REGRESSION, 1
         )
+
+    def sizes(self) -> tuple[int, int, int, int]:
+        return 1, 1, self.num_train, self.num_test
 
     def check(self, key: str = "data") -> None:
         _require_seed(f"{key}.seed", self.seed)
@@ -291,7 +497,12 @@ class Teacher(Data):
         y_test = f_test + self.noise * rng.standard_normal(f_test.shape)
         return Arrays(x_train, y_train, x_test, y_test, REGRESSION, self.num_outputs)
 
+    def sizes(self) -> tuple[int, int, int, int]:
+        return self.in_dim, self.num_outputs, self.num_train, self.num_test
+
     def check(self, key: str = "data") -> None:
+        """Besides the ranges: classification needs a training sample per class (the class
+        count may not exceed the training samples; see check_arrays)."""
         if self.task_type not in (CLASSIFICATION, REGRESSION):
             raise ConfigError(f"{key}.task_type", self.task_type, (CLASSIFICATION, REGRESSION))
         if self.activation not in ACTIVATIONS:
@@ -306,6 +517,60 @@ class Teacher(Data):
             value = getattr(self, field)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{key}.{field}", value, "a finite number >= 0")
+        if self.task_type == CLASSIFICATION and self.num_train < self.num_outputs:
+            raise ConfigError(
+                f"{key}.num_train",
+                self.num_train,
+                f"an integer >= num_outputs ({self.num_outputs}) for classification",
+                "fewer training samples than classes",
+            )
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _read_npz(path: str) -> list[np.ndarray]:
+    """x_train, y_train, x_test, y_test of the .npz file ``path``, read without unpickling;
+    DataError for a file that is not a zip archive, lacks one of them, or whose array cannot
+    be read."""
+    if not zipfile.is_zipfile(path):
+        raise DataError(path, "", "is not an .npz file (not a zip archive)")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except Exception as exc:  # a damaged archive: BadZipFile, OSError, ValueError, ...
+        raise DataError(path, "", f"cannot be read as .npz ({_one_line(exc)})") from exc
+    with npz:
+        missing = [k for k in NPZ_KEYS if k not in npz.files]
+        if missing:
+            has = ", ".join(npz.files) or "no arrays"
+            raise DataError(path, "", f"lacks {', '.join(missing)} (the file has {has})")
+        return [_read_member(npz, k, path) for k in NPZ_KEYS]
+
+
+def _read_member(npz: np.lib.npyio.NpzFile, key: str, path: str) -> np.ndarray:
+    """The array ``key`` of an open .npz file; DataError when it cannot be read without
+    unpickling (an object array) or is not a .npy array at all."""
+    try:
+        a = npz[key]
+    except Exception as exc:  # ValueError for object arrays, damaged data, ...
+        raise DataError(path, key, f"cannot be read ({_one_line(exc)})") from exc
+    if not isinstance(a, np.ndarray):  # NpzFile hands back a member without .npy magic as bytes
+        raise DataError(path, key, "cannot be read (not a .npy array)")
+    return a
+
+
+@functools.lru_cache(maxsize=4)
+def _npz_arrays(path: str, size: int, mtime_ns: int, task: str) -> Arrays:
+    """The checked arrays of the .npz file ``path``, read once per process per file version:
+    ``size`` and ``mtime_ns`` are part of the cache key, so a rewritten file is read again."""
+    x_tr, y_tr, x_te, y_te = _read_npz(path)
+    arrays = check_arrays(Arrays(x_tr, y_tr, x_te, y_te, task, 0), path)
+    for a in (arrays.x_train, arrays.y_train, arrays.x_test, arrays.y_test):
+        a.setflags(write=False)  # cached: shared between runs of one process
+    return arrays
 
 
 @DATASETS.register_option
@@ -313,8 +578,10 @@ class Teacher(Data):
 class NPZ(Data):
     """Your own data from a NumPy .npz file with arrays x_train, y_train, x_test, y_test.
 
-    Inputs are flattened to (N, d). Integer targets of shape (N,) make a classification
-    task with max(label) + 1 classes; float targets (N,) or (N, k) a regression task.
+    Inputs are flattened to (N, d). Classification: labels (N,) of whole numbers >= 0
+    (integers, or floats such as 2.0), max(label) + 1 classes. Regression: targets (N,) or
+    (N, k). The file is read and checked (:func:`check_arrays`) once per process per file
+    version, at ``check()``; ``arrays()`` and ``sizes()`` reuse what was read.
     """
 
     name: str = "npz"
@@ -324,28 +591,29 @@ class NPZ(Data):
     def task(self) -> str:
         return self.task_type
 
+    def source(self) -> str:
+        return str(Path(self.path).expanduser().resolve())
+
     def arrays(self) -> Arrays:
-        with np.load(Path(self.path).expanduser(), allow_pickle=False) as f:
-            x_tr, y_tr, x_te, y_te = (f[k] for k in ("x_train", "y_train", "x_test", "y_test"))
-        x_tr, x_te = x_tr.reshape(len(x_tr), -1), x_te.reshape(len(x_te), -1)
-        if self.task_type == CLASSIFICATION:
-            y_tr, y_te = y_tr.astype(np.int64), y_te.astype(np.int64)
-            return Arrays(
-                x_tr, y_tr, x_te, y_te, CLASSIFICATION, int(max(y_tr.max(), y_te.max())) + 1
-            )
-        y_tr, y_te = y_tr.reshape(len(y_tr), -1), y_te.reshape(len(y_te), -1)
-        return Arrays(x_tr, y_tr, x_te, y_te, REGRESSION, y_tr.shape[1])
+        path = self.source()
+        stat = Path(path).stat()
+        return _npz_arrays(path, stat.st_size, stat.st_mtime_ns, self.task_type)
+
+    def sizes(self) -> tuple[int, int, int, int]:
+        a = self.arrays()
+        return a.x_train.shape[1], a.num_outputs, len(a.x_train), len(a.x_test)
 
     def check(self, key: str = "data") -> None:
+        """Besides the task type: an existing file whose arrays pass check_arrays."""
         if self.task_type not in (CLASSIFICATION, REGRESSION):
             raise ConfigError(f"{key}.task_type", self.task_type, (CLASSIFICATION, REGRESSION))
+        allowed = "an existing .npz file with x_train, y_train, x_test, y_test"
         if not Path(self.path).expanduser().is_file():
-            raise ConfigError(
-                f"{key}.path",
-                self.path or "''",
-                "an existing .npz file with x_train, y_train, x_test, y_test",
-                "no such file",
-            )
+            raise ConfigError(f"{key}.path", self.path or "''", allowed, "no such file")
+        try:
+            self.arrays()
+        except DataError as err:
+            raise ConfigError(f"{key}.path", self.source(), allowed, err.detail) from None
 
 
 def standardize(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -360,8 +628,9 @@ def standardize(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np
 
 
 def load_data(data: Data, device: torch.device, dtype: torch.dtype) -> DataSet:
-    """Make ``data``'s arrays, standardise the inputs, and put tensors on ``device``."""
-    a = data.arrays()
+    """Make and check ``data``'s arrays (:func:`check_arrays`), standardise the inputs, and
+    put tensors on ``device``."""
+    a = check_arrays(data.arrays(), data.source())
     x_train, x_test = np.asarray(a.x_train, float), np.asarray(a.x_test, float)
     if data.standardize:
         x_train, x_test = standardize(x_train, x_test)
