@@ -3,6 +3,9 @@ named while everything else is still read."""
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +17,7 @@ from depthlab.records import METRICS_DIR, METRICS_SCHEMA, RUN_FILE, RunRecorder
 from depthlab.results import load_sweep
 
 Row = tuple[str, int, int, int, str, float]
+ELOOP = os.strerror(errno.ELOOP)  # what a loop of links says, in the words of this system
 
 
 def write_run(folder: Path, run_id: str, seed: int = 0, parts: int = 2) -> list[Row]:
@@ -205,11 +209,149 @@ def test_an_empty_sweep_and_a_run_without_metrics(tmp_path: Path) -> None:
     assert sweep.problems == []
 
 
-def test_two_runs_with_the_same_run_id_are_both_read(sweep_dir) -> None:
+def test_copies_of_a_run_folder_are_named_and_only_the_first_is_read(sweep_dir) -> None:
     root, expected = sweep_dir
-    twin = write_run(root / "3", "b", parts=3)  # e.g. a run folder copied within the sweep
+    shutil.copytree(root / "1", root / "3")  # after 1 in the natural order
+    shutil.copytree(root / "1", root / "0" / "copy")  # before 1: read instead of it
+    for metrics in (True, False):
+        sweep = load_sweep(root, metrics=metrics)
+        assert sweep.problems == [
+            f"{root / '1'}: run_id b also in folder {root / '0' / 'copy'}: left out",
+            f"{root / '3'}: run_id b also in folder {root / '0' / 'copy'}: left out",
+        ]
+        assert list(sweep.runs["run_id"]) == ["a", "b", "c0", "c1"]
+        assert list(sweep.runs["path"]) == ["0", "0/copy", "2/seed=0", "2/seed=1"]
+        assert list(sweep.runs.index) == [0, 1, 2, 3]
+    pd.testing.assert_frame_equal(load_sweep(root).metrics, expected)
+
+
+def of_runs(expected: pd.DataFrame, *run_ids: str) -> pd.DataFrame:
+    """``expected`` less every row of the runs ``run_ids``."""
+    return expected[~expected["run_id"].isin(run_ids)].reset_index(drop=True)
+
+
+def test_a_part_file_that_links_to_itself_is_named(sweep_dir) -> None:
+    root, expected = sweep_dir
+    loop = part(root, "1", "part-00050.parquet")
+    os.symlink(loop.name, loop)  # ln -s part-00050.parquet part-00050.parquet
     sweep = load_sweep(root)
-    assert sweep.problems == [] and list(sweep.runs["run_id"]) == ["a", "b", "c0", "c1", "b"]
-    pd.testing.assert_frame_equal(
-        sweep.metrics, pd.concat([expected, frame(twin)], ignore_index=True)
-    )
+    assert sweep.problems == [f"{loop}: a link that cannot be followed: {ELOOP}"]
+    pd.testing.assert_frame_equal(sweep.metrics, expected)
+
+
+def test_a_metrics_folder_that_links_to_itself_is_named(sweep_dir) -> None:
+    root, expected = sweep_dir
+    metrics = root / "1" / METRICS_DIR
+    shutil.rmtree(metrics)
+    os.symlink(METRICS_DIR, metrics)
+    sweep = load_sweep(root)
+    assert sweep.problems == [f"{metrics}: the folder cannot be listed: {ELOOP}"]
+    assert list(sweep.runs["run_id"]) == ["a", "b", "c0", "c1"]  # the run row is still read
+    pd.testing.assert_frame_equal(sweep.metrics, of_runs(expected, "b"))
+
+
+def test_a_folder_or_a_pipe_named_like_a_part_file_is_named(sweep_dir) -> None:
+    root, expected = sweep_dir
+    folder = part(root, "1", "part-00050.parquet")
+    shutil.copytree(root / "0" / METRICS_DIR, folder)  # a folder of valid part files
+    pipe = part(root, "2/seed=0", "part-00050.parquet")
+    os.mkfifo(pipe)  # opening it would wait for a writer forever
+    sweep = load_sweep(root)
+    assert sweep.problems == [
+        f"{folder}: a folder, not a part file: not read",
+        f"{pipe}: a special file (a pipe, socket or device), not a part file: not read",
+    ]
+    pd.testing.assert_frame_equal(sweep.metrics, expected)
+
+
+def test_a_metrics_file_instead_of_a_folder_is_named_and_its_run_read(sweep_dir) -> None:
+    root, expected = sweep_dir
+    metrics = root / "1" / METRICS_DIR
+    data = (metrics / "part-00000.parquet").read_bytes()
+    shutil.rmtree(metrics)
+    metrics.write_bytes(data)  # a valid parquet file, but not the folder of the contract
+    sweep = load_sweep(root)
+    assert sweep.problems == [f"{metrics}: not a folder of part files: no metrics read"]
+    assert list(sweep.runs["run_id"]) == ["a", "b", "c0", "c1"]
+    pd.testing.assert_frame_equal(sweep.metrics, of_runs(expected, "b"))
+
+
+def test_a_run_file_that_is_a_folder_or_a_loop_is_named(sweep_dir) -> None:
+    root, expected = sweep_dir
+    folder = root / "1" / RUN_FILE
+    folder.unlink()
+    shutil.copytree(root / "0", folder)  # a whole run inside: not searched either
+    loop = root / "2" / "seed=1" / RUN_FILE
+    loop.unlink()
+    os.symlink(RUN_FILE, loop)
+    sweep = load_sweep(root)
+    assert sweep.problems == [
+        f"{folder}: a folder, not a run file: the run is not read",
+        f"{loop}: a link that cannot be followed: {ELOOP}",
+    ]
+    assert list(sweep.runs["path"]) == ["0", "2/seed=0"]
+    pd.testing.assert_frame_equal(sweep.metrics, of_runs(expected, "b", "c1"))
+
+
+def test_links_to_folders_are_named_not_followed(sweep_dir, tmp_path_factory) -> None:
+    root, expected = sweep_dir
+    outside = tmp_path_factory.mktemp("outside")
+    write_run(outside / "run", "elsewhere", parts=1)
+    os.symlink(outside / "run", root / "5")  # a run folder outside the sweep
+    os.symlink(root / "1", root / "4")  # a run folder of the sweep again
+    os.symlink("..", root / "2" / "up")  # a loop if followed
+    os.symlink("loop", root / "loop")  # a link to itself
+    os.symlink(root / "0" / RUN_FILE, root / "2" / "seed=0" / "x")  # a link to a file: ignored
+    sweep = load_sweep(root)
+    assert sweep.problems == [
+        f"{root / '2' / 'up'}: a link to a folder: not followed",
+        f"{root / '4'}: a link to a folder: not followed",
+        f"{root / '5'}: a link to a folder: not followed",
+        f"{root / 'loop'}: a link that cannot be followed: {ELOOP}",
+    ]
+    assert list(sweep.runs["path"]) == ["0", "1", "2/seed=0", "2/seed=1"]
+    pd.testing.assert_frame_equal(sweep.metrics, expected)
+
+
+def test_links_to_a_run_file_and_to_a_metrics_folder_are_followed(sweep_dir) -> None:
+    root, expected = sweep_dir
+    moved = root / ".elsewhere"
+    moved.mkdir()
+    for name in (RUN_FILE, METRICS_DIR):
+        os.replace(root / "1" / name, moved / name)
+        os.symlink(moved / name, root / "1" / name)
+    sweep = load_sweep(root)
+    assert sweep.problems == []
+    pd.testing.assert_frame_equal(sweep.metrics, expected)
+
+
+@pytest.fixture
+def locked(sweep_dir):
+    """``locked(path)`` takes every permission from ``path`` until the test ends."""
+    if os.geteuid() == 0:
+        pytest.skip("root reads everything")
+    taken: list[tuple[Path, int]] = []
+
+    def lock(path: Path) -> Path:
+        taken.append((path, path.stat().st_mode))
+        path.chmod(0)
+        return path
+
+    yield lock
+    for path, mode in reversed(taken):
+        path.chmod(mode)
+
+
+def test_unreadable_folders_and_files_are_named(sweep_dir, locked) -> None:
+    root, expected = sweep_dir
+    metrics = locked(root / "0" / METRICS_DIR)
+    run = locked(root / "1" / RUN_FILE)
+    folder = locked(root / "2" / "seed=1")
+    sweep = load_sweep(root)
+    assert sweep.problems == [
+        f"{folder}: the folder cannot be listed: Permission denied",
+        f"{run}: the file cannot be read: Permission denied",
+        f"{metrics}: the folder cannot be listed: Permission denied",
+    ]
+    assert list(sweep.runs["path"]) == ["0", "2/seed=0"]
+    pd.testing.assert_frame_equal(sweep.metrics, of_runs(expected, "a", "b", "c1"))

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import io
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -19,7 +23,7 @@ from depthlab.config import Config
 from depthlab.data import Teacher
 from depthlab.inits import Gaussian
 from depthlab.probes.schedule import DefaultProbes
-from depthlab.records import RUN_FILE, read_run, run_table
+from depthlab.records import METRICS_DIR, RUN_FILE, read_run, run_table
 from depthlab.results import load_sweep
 from depthlab.summary import format_summary
 from depthlab.train import train
@@ -79,6 +83,11 @@ def made(sweep_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     return (out.parent, *make_report(sweep_dir, out))
 
 
+def plain(summary: str) -> str:
+    """The Markdown with its backslash escapes undone (its entities are left)."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", summary)
+
+
 def images(page: str) -> list[bytes]:
     """The decoded bytes of every <img> of the page (each must be a base64 data URI)."""
     sources = re.findall(r"<img\b[^>]*\bsrc=\"([^\"]*)\"", page)
@@ -108,10 +117,11 @@ def test_report_is_one_self_contained_file_with_runs_config_and_verdicts(
     assert diverged["status"] == "diverged"
     line = re.escape(f"2 ({diverged['run_id']}): ") + "[^<]*activation=relu[^<]*: diverged at step "
     assert re.search(f"<li>{line}{diverged['diverged_step']}</li>", page)
-    assert re.search(r"^- exploding: (reproduced|not reproduced|undecided)\. ", summary, re.M)
-    assert "4 runs: 2 ok, 1 diverged, 1 failed" in summary
-    assert re.search(f"^- {line}{diverged['diverged_step']}$", summary, re.M)
-    assert "(r.html)" in summary
+    text = plain(summary)
+    assert re.search(r"^- exploding: (reproduced|not reproduced|undecided)\. ", text, re.M)
+    assert "4 runs: 2 ok, 1 diverged, 1 failed" in text
+    assert re.search(f"^- {line}{diverged['diverged_step']}$", text, re.M)
+    assert summary.endswith("\n\nFull report: [r\\.html](r.html)\n")
 
 
 def test_markup_from_the_records_is_escaped(made: tuple[Path, str, str]) -> None:
@@ -120,7 +130,7 @@ def test_markup_from_the_records_is_escaped(made: tuple[Path, str, str]) -> None
     assert "failed: &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page  # the error
     assert "<td>&quot;&gt;&lt;img src=x onerror=alert(1)&gt;</td>" in page  # a config value
     assert "<script" not in summary and "<img" not in summary
-    assert "failed: &lt;script>alert('x')&lt;/script>" in summary
+    assert "failed: &lt;script>alert('x')&lt;/script>" in plain(summary)
 
 
 def test_a_failing_figure_or_study_leaves_a_note_not_a_crash(
@@ -143,7 +153,7 @@ def test_a_failing_figure_or_study_leaves_a_note_not_a_crash(
     assert f"the verdict failed: {escaped}" in page
     assert 'alt="loss_curves"' not in page and 'alt="delta_profile"' in page
     assert all(png.startswith(PNG) for png in images(page))
-    assert "- exploding: no verdict. the verdict failed: RuntimeError: &lt;i>" in summary
+    assert "- exploding: no verdict. the verdict failed: RuntimeError: &lt;i>" in plain(summary)
 
 
 @pytest.mark.parametrize("folder", ["missing", "empty"])
@@ -182,3 +192,95 @@ def test_sweep_summary_tells_the_report_command(sweep_dir: Path) -> None:
     assert lines[-1].startswith("records: ")
     plain = format_summary(load_sweep(sweep_dir, metrics=False)).splitlines()
     assert not any(line.startswith("report:") for line in plain)
+
+
+LINK = "[x](javascript:alert(1))"
+MARKDOWN = f"{LINK} ![img](http://example.com/i.png) *em* __b__ `code` |a|b| ~~s~~ $x$"
+
+
+def unescaped_markdown(summary: str) -> list[str]:
+    """The lines of a report.md, less the title, the headings and the one link to the HTML,
+    that hold Markdown not escaped: a link, image, heading, quote, list or table marker, or
+    emphasis, code, strike-through or math punctuation without a backslash before it."""
+    lines = summary.splitlines()
+    assert lines[0].startswith("# depthlab report: ") and lines[-1].startswith("Full report: ")
+    body = [line for line in lines[1:-1] if line not in ("## Verdicts", "## Runs")]
+    body = [line[2:] if line.startswith("- ") else line for line in body]
+    return [
+        line
+        for line in body
+        if "](" in line
+        or "![" in line
+        or re.match(r"\s*([#>+*-]|\d+[.)])", line)
+        or re.search(r"(?<!\\)[][*_`|~$]", line)
+    ]
+
+
+def test_md_escapes_markdown_and_markup() -> None:
+    text = report.md(f"# {MARKDOWN} <b>&amp;</b>\n# second line\\")
+    assert "\n" not in text and "<" not in text and "](" not in text and "![" not in text
+    assert not re.search(r"(?<!\\)[][*_`|~$#()!]", text.replace("\\\\", ""))
+    assert plain(text) == f"# {MARKDOWN} &lt;b>&amp;amp;&lt;/b> # second line\\"
+    assert report.md(0.123456) == "0\\.1235" and report.md(None) == ""
+    starts = ["- item", "+ item", "> quote", "=== ", "1. item", "2) item", "    code"]
+    assert [report.md(s) for s in starts] == [
+        "\\- item",
+        "\\+ item",
+        "\\> quote",
+        "\\===",
+        "1\\. item",
+        "2\\) item",
+        "code",
+    ]
+    assert report.md_link("r (1).html", "r (1).html") == "[r \\(1\\)\\.html](r%20%281%29.html)"
+
+
+def test_markdown_in_study_text_is_escaped(tmp_path: Path) -> None:
+    sweep = load_sweep(tmp_path)
+    sweep.runs = pd.DataFrame({"run_id": ["r"], "status": ["ok"], "path": ["0"]})
+    parts = [
+        report.StudyPart(f"#{LINK}", label=f"*{LINK}*", text=f"{MARKDOWN}\n# h"),
+        report.StudyPart("- item", label="> quote", text="1. item\n==="),
+    ]
+    summary = report.render_markdown(sweep, parts, None, "r.html")
+    assert unescaped_markdown(summary) == []
+    assert f"- #{LINK}: *{LINK}*. {MARKDOWN} # h" in plain(summary).splitlines()
+    assert "- - item: > quote. 1. item ===" in plain(summary).splitlines()
+    error = report.render_markdown(sweep, [], f"{LINK}\n# h", "r.html")
+    assert unescaped_markdown(error) == [] and f"- {LINK} # h" in plain(error).splitlines()
+
+
+def test_markdown_in_records_is_escaped_and_every_problem_is_listed(
+    sweep_dir: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / f"# {LINK} *em* _u_ `c` |t|"  # the sweep folder's name
+    shutil.copytree(sweep_dir, root, symlinks=True)
+    row = read_run(root / "0") | {"run_id": f"id {LINK}", "status": "failed", "study": ""}
+    row["error"] = f"{MARKDOWN}\n# a heading\n> a quote"
+    (root / "#4 [y](z)").mkdir()  # a run folder whose name (the run's label) is Markdown
+    pq.write_table(run_table(row), root / "#4 [y](z)" / RUN_FILE)
+    shutil.copytree(root / "1", root / "5")  # the same run_id twice: left out
+    loop = root / "0" / METRICS_DIR / "part-99999.parquet"
+    os.symlink(loop.name, loop)  # a loop: not read
+    problems = load_sweep(root).problems
+    assert len(problems) == 2 and f"{root / '5'}: run_id " in problems[0]
+    assert problems[1].startswith(f"{loop}: a link that cannot be followed: ")
+
+    page, summary = make_report(root, tmp_path / "out" / "r.html")
+    assert unescaped_markdown(summary) == []
+    assert summary.count("](") == 1 and "![" not in summary
+    assert [line for line in summary.splitlines() if line.startswith("#")] == [
+        f"# depthlab report: {report.md(root.name)}",
+        "## Verdicts",
+        "## Runs",
+    ]
+    text = plain(summary)
+    assert f"# depthlab report: {root.name}" in text and f"\n{root}\n" in text
+    line = re.escape(f"- #4 [y](z) (id {LINK}): ") + ".*" + re.escape(f": failed: {MARKDOWN}")
+    assert re.search(f"^{line} # a heading > a quote$", text, re.M)  # one line
+    for problem in problems:  # in both files, escaped for each
+        assert f"- not read: {report.md(problem)}" in summary.splitlines()
+        assert f"<li>{html.escape(problem)}</li>" in page
+    section = re.search(r'<h2 id="unreadable">Files not read</h2>(.*?)<h2', page).group(1)
+    assert section.count("<li>") == 2
+    assert f"failed: {html.escape(MARKDOWN)}" in page  # the HTML shows the text as it is

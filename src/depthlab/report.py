@@ -17,7 +17,9 @@ import base64
 import datetime as dt
 import html
 import io
+import re
 import sys
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -83,6 +85,31 @@ class StudyPart:
 def esc(value: object) -> str:
     """``value`` as escaped HTML text (see :func:`text_of`)."""
     return html.escape(text_of(value))
+
+
+# The ASCII punctuation that CommonMark or GitHub's Markdown gives a meaning to anywhere in
+# a line (links, images, emphasis, code, tables, strike-through, math, headings' closing
+# marks, and the ":", "." and "@" of autolinks), and what means something only where a line
+# (or a list item's text) begins: a list, quote or heading underline.
+MARKDOWN_INLINE = re.compile(r"([\\`*_{}\[\]()#!|~$^:.@])")
+MARKDOWN_START = re.compile(r"^([-+=>])")
+
+
+def md(value: object) -> str:
+    """``value`` (see :func:`text_of`) as Markdown that renders as the same plain text, on
+    one line: line breaks become spaces, the ends are stripped (no indented code block),
+    the punctuation Markdown gives a meaning to is backslash-escaped, and & and < become
+    entities (Markdown renders HTML). So no text from the records renders as a link,
+    image, emphasis, heading, list, quote, table or tag, wherever in a line it stands."""
+    text = " ".join(text_of(value).splitlines()).strip()
+    text = MARKDOWN_START.sub(r"\\\1", MARKDOWN_INLINE.sub(r"\\\1", text))
+    return text.replace("&", "&amp;").replace("<", "&lt;")
+
+
+def md_link(text: str, target: str) -> str:
+    """A Markdown link to the relative file ``target``: the text escaped by :func:`md`, the
+    target percent-encoded (no space, parenthesis or bracket is left to end it early)."""
+    return f"[{md(text)}]({urllib.parse.quote(target)})"
 
 
 def text_of(value: object) -> str:
@@ -386,7 +413,7 @@ def render_html(sweep: Sweep, studies: list[StudyPart], studies_error: str | Non
         ("config", "Configuration", lambda: config_html(sweep)),
         ("runs", "Runs", lambda: runs_html(sweep)),
         ("not-ok", "Diverged, failed and unfinished runs", lambda: html_list(not_ok(sweep))),
-        ("unreadable", "Unreadable files", lambda: html_list(sweep.problems)),
+        ("unreadable", "Files not read", lambda: html_list(sweep.problems)),
         ("studies", "Studies", lambda: studies_body(studies, studies_error)),
         ("figures", "Figures", lambda: generic_html(sweep)),
     ]
@@ -426,13 +453,9 @@ def studies_body(studies: list[StudyPart], error: str | None) -> str:
 def render_markdown(
     sweep: Sweep, studies: list[StudyPart], studies_error: str | None, html_name: str
 ) -> str:
-    """The short summary: title, verdicts, counts by status, not-ok runs, the HTML's name.
-    Text from the records has & and < escaped, so that no tag in it renders (Markdown
-    renders HTML)."""
-
-    def md(text: str) -> str:
-        return text.replace("&", "&amp;").replace("<", "&lt;")
-
+    """The short summary: title, verdicts, counts by status, not-ok runs, what was not read
+    (``sweep.problems``), and a link to the HTML file. Text from the records is escaped by
+    :func:`md`, so that none of it renders as Markdown or HTML."""
     lines = [f"# depthlab report: {md(sweep.root.resolve().name)}", ""]
     lines += [md(str(sweep.root.resolve())), "", "## Verdicts", ""]
     lines += [f"- {md(p.name)}: {md(p.label)}. {md(p.text)}" for p in studies]
@@ -440,8 +463,8 @@ def render_markdown(
         lines.append(f"- {md(studies_error or 'no registered study in this sweep')}")
     lines += ["", "## Runs", "", md(status_counts(sweep)), ""]
     lines += [f"- {md(line)}" for line in not_ok(sweep)]
-    lines += [f"- unreadable: {md(p)}" for p in sweep.problems]
-    lines += ["", f"Full report: [{md(html_name)}]({md(html_name)})", ""]
+    lines += [f"- not read: {md(p)}" for p in sweep.problems]
+    lines += ["", f"Full report: {md_link(html_name, html_name)}", ""]
     return "\n".join(lines)
 
 
@@ -463,8 +486,9 @@ def load(sweep_dir: Path) -> Sweep:
     """The sweep at ``sweep_dir``; ValueError when it holds no readable run."""
     sweep = load_sweep(sweep_dir)
     if sweep.runs.empty:
-        unreadable = f" ({len(sweep.problems)} unreadable run files)" if sweep.problems else ""
-        raise ValueError(f"no runs in this folder (no readable run.parquet){unreadable}")
+        count = len(sweep.problems)
+        why = f"; {count} not read, the first: {sweep.problems[0]}" if count else ""
+        raise ValueError(f"no runs in this folder (no readable run.parquet){why}")
     return sweep
 
 

@@ -1,20 +1,26 @@
 """Reading run records back: ``load_sweep`` and pure DataFrame transforms.
 
 ``load_sweep`` reads a sweep in three passes and never builds a frame per run: one walk of
-the folder tree finds the run folders; each ``run.parquet`` (one row) is read and validated
-on its own; and the metrics part files of all runs are read by ONE ``pyarrow.dataset`` scan
-with the explicit ``METRICS_SCHEMA``, the metric selection pushed into the scan and
-``run_id``/``metric`` read dictionary-encoded. The rules of ``records.validate_metrics``
-are then checked on the scanned table as a whole, the rows of any file that breaks them
-are dropped (the file named in ``problems``), and the table becomes one pandas frame.
-Files are looked at one by one only when the one scan fails (a damaged file). Work is
-spread over ``pyarrow.cpu_count()`` threads, which follows ``OMP_NUM_THREADS``.
+the folder tree finds the run folders (links to folders are not followed, so no loop is
+walked and no run read twice); each ``run.parquet`` (one row) is read and validated on its
+own, and a run whose run_id an earlier folder already holds (a copied folder) is left out;
+and the metrics part files of all runs are read by ONE ``pyarrow.dataset`` scan with the
+explicit ``METRICS_SCHEMA``, the metric selection pushed into the scan and
+``run_id``/``metric`` read dictionary-encoded. Only regular files reach the scan: what each
+entry is (file, folder, link, loop) is taken from the folder listings, which cost no read
+per file (a ``stat`` per link). The rules of ``records.validate_metrics`` are then checked
+on the scanned table as a whole, the rows of any file that breaks them are dropped (the
+file named in ``problems``), and the table becomes one pandas frame. Files are looked at
+one by one only when the one scan fails (a damaged file). Nothing on disk stops a load:
+every entry that cannot be read or is left out is named in ``problems``. Work is spread
+over ``pyarrow.cpu_count()`` threads, which follows ``OMP_NUM_THREADS``.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -62,8 +68,9 @@ class Sweep:
     ``runs``: one row per run (run.parquet, plus ``path``, the run folder relative to the
     sweep), in the natural order of the folders. ``metrics``: the tidy rows of every run
     (or of the selected metrics) with the columns and types of ``METRICS_SCHEMA`` (plain
-    strings, not categoricals), in run order, then part file, then row. ``problems``: files
-    that could not be read, one line each with the reason; they are skipped, never silently.
+    strings, not categoricals), in run order, then part file, then row. ``problems``: what
+    was skipped, never silently: every file or folder that could not be read or is left out
+    (a copy of a run, a link to a folder), one line each: the path, then why.
     """
 
     root: Path
@@ -92,7 +99,17 @@ class Sweep:
 
 def load_sweep(path: Path | str, metrics: bool | str | Sequence[str] = True) -> Sweep:
     """Read every run under ``path`` (any depth; hidden folders such as ``.superseded`` and
-    ``.hydra`` are skipped), skipping and naming unreadable files.
+    ``.hydra`` are skipped), skipping and naming in ``problems`` whatever cannot be read.
+
+    Nothing on disk makes it fail (only a ``path`` that is no folder): a folder that cannot
+    be listed, a run.parquet or part file that is a folder, a loop of links or unreadable,
+    and a metrics.parquet that is no folder are each named and skipped, and the rest is
+    read. Links to files are followed; while searching for run folders, links to folders
+    are not (a linked run folder, in the sweep or outside it, is named and not read), so no
+    loop is walked and no run read twice; a metrics.parquet that links to a folder is read
+    (only listed, never searched). Runs with the same run_id (a copied run folder): the
+    first folder in the natural order is read, each later one is named and left out of
+    ``runs`` and ``metrics``.
 
     ``metrics``: True reads every metric row, False none, and a metric name or a list of
     names only the rows of those metrics (the selection is applied while scanning, so rows
@@ -102,16 +119,13 @@ def load_sweep(path: Path | str, metrics: bool | str | Sequence[str] = True) -> 
     if not root.is_dir():
         raise FileNotFoundError(f"no sweep folder at {root}")
     problems: list[str] = []
-    rows = read_run_rows(root, run_folders(root), problems)
+    runs = pd.DataFrame(read_run_rows(root, run_folders(root, problems), problems))
+    runs = drop_copies(root, runs, problems)
     names = _selection(metrics)
-    frame = (
-        _empty_metrics()
-        if names == []
-        else read_metric_rows(
-            [root / row["path"] for row in rows], [row["run_id"] for row in rows], names, problems
-        )
-    )
-    return Sweep(root, pd.DataFrame(rows), frame, problems)
+    folders = [root / p for p in runs["path"]] if len(runs) else []
+    run_ids = list(runs["run_id"]) if len(runs) else []
+    frame = _empty_metrics() if names == [] else read_metric_rows(folders, run_ids, names, problems)
+    return Sweep(root, runs, frame, problems)
 
 
 def _selection(metrics: bool | str | Sequence[str]) -> list[str] | None:
@@ -123,15 +137,74 @@ def _selection(metrics: bool | str | Sequence[str]) -> list[str] | None:
     return [metrics] if isinstance(metrics, str) else list(metrics)
 
 
-def run_folders(root: Path) -> list[Path]:
-    """The folders under ``root`` (``root`` included) that hold a run.parquet, in natural
-    order; hidden folders and the contents of metrics folders are not searched."""
-    found = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = [d for d in subfolders if not d.startswith(".") and d != METRICS_DIR]
-        if RUN_FILE in files:
-            found.append(Path(folder))
+def run_folders(root: Path, problems: list[str] | None = None) -> list[Path]:
+    """The folders under ``root`` (``root`` included) that hold a run.parquet file (or a
+    link to one), in natural order. Hidden folders and the contents of metrics folders are
+    not searched, and links to folders are not followed. Named in ``problems`` (in natural
+    order): each folder that cannot be listed, link to a folder, link that cannot be
+    followed (a loop, a link to nothing), and run.parquet that is not a file. Only the
+    listings are read: the kind of an entry that is no link comes with its folder's
+    listing."""
+    found: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = [e for e in listing if not e.name.startswith(".")]
+        except OSError as exc:  # unreadable, or gone since its parent was listed
+            skipped.append((folder, f"the folder cannot be listed: {_why(exc)}"))
+            continue
+        for entry in entries:
+            if entry.name == METRICS_DIR:
+                continue
+            path = Path(entry.path)
+            try:
+                kind = _kind(entry)
+            except OSError as exc:
+                skipped.append((path, f"a link that cannot be followed: {_why(exc)}"))
+                continue
+            if entry.name == RUN_FILE:
+                if kind == _REGULAR:
+                    found.append(folder)
+                else:
+                    skipped.append((path, f"{kind}, not a run file: the run is not read"))
+            elif kind == _FOLDER:
+                pending.append(path)
+            elif kind == _LINKED_FOLDER:
+                skipped.append((path, f"{kind}: not followed"))
+    problems = [] if problems is None else problems
+    skipped.sort(key=lambda item: _natural_key(item[0].relative_to(root)))
+    problems += [f"{path}: {reason}" for path, reason in skipped]
     return sorted(found, key=lambda folder: _natural_key(folder.relative_to(root)))
+
+
+_REGULAR, _FOLDER, _LINKED_FOLDER = "a file", "a folder", "a link to a folder"
+
+
+def _kind(entry: os.DirEntry) -> str:
+    """What a listed entry is: ``_REGULAR`` (a regular file or a link to one), ``_FOLDER``,
+    ``_LINKED_FOLDER``, or another kind in words. Only a link costs a look (``stat``),
+    which raises OSError for a loop, a link to nothing or an unreadable target."""
+    if entry.is_file(follow_symlinks=False):
+        return _REGULAR
+    if entry.is_dir(follow_symlinks=False):
+        return _FOLDER
+    if entry.is_symlink():
+        mode = entry.stat().st_mode
+        if stat.S_ISREG(mode):
+            return _REGULAR
+        if stat.S_ISDIR(mode):
+            return _LINKED_FOLDER
+        return "a link to a special file (a pipe, socket or device)"
+    return "a special file (a pipe, socket or device)"
+
+
+def _why(exc: OSError) -> str:
+    """An OS error in plain words, e.g. 'Permission denied' or 'Too many levels of symbolic
+    links' (pyarrow's errors carry the errno, but a longer text)."""
+    return os.strerror(exc.errno) if exc.errno else f"{type(exc).__name__}: {exc}"
 
 
 def _natural_key(path: Path) -> tuple:
@@ -154,11 +227,30 @@ def read_run_rows(root: Path, folders: list[Path], problems: list[str]) -> list[
     files = [folder / RUN_FILE for folder in folders]
     rows = []
     for file, result in zip(files, _map(_read_run_file, files), strict=True):
-        if isinstance(result, Exception):  # a corrupt or truncated file is named, not fatal
+        if isinstance(result, OSError) and result.errno:  # not allowed, and the like
+            problems.append(f"{file}: the file cannot be read: {_why(result)}")
+        elif isinstance(result, Exception):  # a corrupt or truncated file is named, not fatal
             problems.append(f"{file}: {type(result).__name__}: {result}")
         else:
             rows.append({**result, "path": str(file.parent.relative_to(root))})
     return rows
+
+
+def drop_copies(root: Path, runs: pd.DataFrame, problems: list[str]) -> pd.DataFrame:
+    """``runs`` less each run whose run_id an earlier row (the natural order of the folders)
+    already has, e.g. a run folder copied within the sweep; each one left out is named in
+    ``problems`` with the folder that is read instead."""
+    if runs.empty:
+        return runs
+    copies = runs["run_id"].duplicated(keep="first").to_numpy()
+    if not copies.any():
+        return runs
+    first = dict(zip(runs.loc[~copies, "run_id"], runs.loc[~copies, "path"], strict=True))
+    problems += [
+        f"{root / path}: run_id {run_id} also in folder {root / first[run_id]}: left out"
+        for run_id, path in zip(runs.loc[copies, "run_id"], runs.loc[copies, "path"], strict=True)
+    ]
+    return runs[~copies].reset_index(drop=True)
 
 
 def _read_run_file(file: Path) -> dict[str, Any] | Exception:
@@ -180,7 +272,7 @@ def read_metric_rows(
     only of metrics ``names`` unless None, as one frame. A part file that is unreadable,
     has another schema, or breaks a rule of ``records.validate_metrics`` (including rows of
     another run) is named in ``problems`` and contributes no rows."""
-    files, owners = part_files(folders)
+    files, owners = part_files(folders, problems)
     table, bad = scan_metrics(files, names)
     table = table.unify_dictionaries()
     bad = {**check_metrics(table, run_ids, owners), **bad}
@@ -192,18 +284,56 @@ def read_metric_rows(
     return _to_frame(columns)
 
 
-def part_files(folders: list[Path]) -> tuple[list[Path], np.ndarray]:
-    """Every ``metrics.parquet/part-*.parquet`` of the run ``folders``, in run order then by
-    name, and for each the index of its run in ``folders``."""
+def part_files(
+    folders: list[Path], problems: list[str] | None = None
+) -> tuple[list[Path], np.ndarray]:
+    """Every ``metrics.parquet/part-*.parquet`` of the run ``folders`` that is a regular
+    file (or a link to one), in run order then by name, and for each the index of its run
+    in ``folders``. Named in ``problems``: a metrics.parquet that is not a folder or cannot
+    be listed (a missing one is a run that has not flushed yet), and each part that is not
+    a file (a folder, a loop of links). Only the listings are read, and a ``stat`` of each
+    link, so that nothing but files reaches the scan."""
+    problems = [] if problems is None else problems
     files, owners = [], []
     for index, folder in enumerate(folders):
-        try:
-            names = sorted(n for n in os.listdir(folder / METRICS_DIR) if _PART_GLOB.match(n))
-        except (FileNotFoundError, NotADirectoryError):
-            continue  # a run that has not flushed yet
-        files += [folder / METRICS_DIR / name for name in names]
-        owners += [index] * len(names)
+        parts = _listed_parts(folder / METRICS_DIR, problems)
+        files += parts
+        owners += [index] * len(parts)
     return files, np.array(owners, dtype=np.int32)
+
+
+def _listed_parts(metrics: Path, problems: list[str]) -> list[Path]:
+    """The part files of one metrics folder, by name; what is wrong is named in
+    ``problems``."""
+    try:
+        with os.scandir(metrics) as listing:
+            entries = sorted((e for e in listing if _PART_GLOB.match(e.name)), key=_name)
+    except FileNotFoundError:
+        if os.path.islink(metrics):
+            problems.append(f"{metrics}: a link to nothing: no metrics read")
+        return []  # otherwise a run that has not flushed yet
+    except NotADirectoryError:
+        problems.append(f"{metrics}: not a folder of part files: no metrics read")
+        return []
+    except OSError as exc:
+        problems.append(f"{metrics}: the folder cannot be listed: {_why(exc)}")
+        return []
+    parts = []
+    for entry in entries:
+        try:
+            kind = _kind(entry)
+        except OSError as exc:
+            problems.append(f"{entry.path}: a link that cannot be followed: {_why(exc)}")
+            continue
+        if kind == _REGULAR:
+            parts.append(Path(entry.path))
+        else:
+            problems.append(f"{entry.path}: {kind}, not a part file: not read")
+    return parts
+
+
+def _name(entry: os.DirEntry) -> str:
+    return entry.name
 
 
 def scan_metrics(files: list[Path], names: list[str] | None) -> tuple[pa.Table, dict[int, str]]:
