@@ -10,7 +10,7 @@ so notebooks can build runs without Hydra.
 
 from __future__ import annotations
 
-import math
+import os
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from depthlab.batching import BATCHINGS, On
 from depthlab.data import CLASSIFICATION, DATASETS, MNIST1D
 from depthlab.errors import ConfigError
 from depthlab.inits import INITS, TorchDefault
+from depthlab.limits import check_limits
 from depthlab.losses import LOSSES
 from depthlab.model import NORMS
 from depthlab.optimizers import OPTIMIZERS, SGD
@@ -38,9 +39,6 @@ GROUPS = {
 }
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-MAX_DEPTH = 1000
-MAX_REPLICAS = 1024
-INT64_MAX = 2**63 - 1
 SCHEMA_NAME = "depthlab_schema"
 
 
@@ -73,6 +71,7 @@ class Config:
     study: str = ""  # the study preset that set this run up (+experiment=NAME), for reports
     threads: int = 0  # torch's intra-op threads; 0: the idle cores (depthlab.threads)
     resume: bool = True  # skip the run when its folder already holds its finished records
+    lock_timeout: float = 0.0  # seconds to wait for a run folder another process writes
     flush_seconds: float = 10.0  # at most this long between record flushes (at evaluations)
     compile: bool = False  # torch.compile the steps that are not probed (long runs)
     cuda_graph: bool = True  # on CUDA, replay unprobed steps from a captured CUDA graph
@@ -167,51 +166,20 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _int_at_least(cfg: Config, key: str, minimum: int, maximum: int | None = None) -> None:
-    value = getattr(cfg, key)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not (minimum <= value and (maximum is None or value <= maximum))
-    ):
-        allowed = f"an integer >= {minimum}" if maximum is None else f"{minimum}..{maximum}"
-        raise ConfigError(key, value, allowed)
-
-
 def _one_of(key: str, value: str, allowed: list[str] | tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(key, value, allowed, "unknown value")
 
 
-def _check_int_range(obj: object, prefix: str) -> None:
-    """Every integer field, groups included, fits the records' int64 columns."""
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        if is_dataclass(value):
-            _check_int_range(value, f"{prefix}{f.name}.")
-        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= INT64_MAX:
-            raise ConfigError(f"{prefix}{f.name}", value, f"an integer below {INT64_MAX}")
-
-
 def validate(cfg: Config, here: bool = True) -> None:
-    """Raise ConfigError (key, value, what is allowed) for the first invalid value.
-    ``here``: the run will run on this machine, so ``device=cuda`` needs a GPU here (False
-    when a launcher sends it to other machines, where the run checks it itself)."""
-    _int_at_least(cfg, "depth", 1, MAX_DEPTH)
-    _int_at_least(cfg, "width", 1)
+    """Raise ConfigError (key, value, what is allowed) for the first invalid value: every
+    numeric key within its limit (``depthlab.limits``), names among the registered ones,
+    and the rules that tie keys together. ``here``: the run will run on this machine, so
+    ``device=cuda`` needs a GPU here and ``threads`` at most its cores (False when a
+    launcher sends it to other machines, where the run checks it itself)."""
     _one_of("activation", cfg.activation, ACTIVATIONS.names())
     _one_of("output_activation", cfg.output_activation, ["none", *ACTIVATIONS.names()])
     _one_of("norm", cfg.norm, NORMS)
-    if not math.isfinite(cfg.branch_scale):
-        raise ConfigError("branch_scale", cfg.branch_scale, "a finite number")
-    _check_int_range(cfg, "")
-    if cfg.norm == "batchnorm" and cfg.batch_size < 2:
-        raise ConfigError(
-            "batch_size",
-            cfg.batch_size,
-            "an integer >= 2 with norm=batchnorm",
-            "batch statistics need two samples",
-        )
     for group, registry in GROUPS.items():
         option = getattr(cfg, group)
         if type(option) is not registry[option.name]:
@@ -221,7 +189,16 @@ def validate(cfg: Config, here: bool = True) -> None:
                 [type(option).name],
                 f"does not match the chosen {group} option",
             )
-        option.check(group)
+    check_limits(cfg)
+    if cfg.norm == "batchnorm" and cfg.batch_size < 2:
+        raise ConfigError(
+            "batch_size",
+            cfg.batch_size,
+            "an integer >= 2 with norm=batchnorm",
+            "batch statistics need two samples",
+        )
+    for group in GROUPS:
+        getattr(cfg, group).check(group)
     _one_of("loss", cfg.loss, ["auto", *LOSSES.names()])
     if resolve_loss(cfg) == "cross_entropy" and cfg.data.task() != CLASSIFICATION:
         raise ConfigError(
@@ -230,18 +207,13 @@ def validate(cfg: Config, here: bool = True) -> None:
             ["auto", "squared"],
             f"data {cfg.data.name!r} is a regression task",
         )
-    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
-        raise ConfigError("lr", cfg.lr, "a finite number > 0")
-    _int_at_least(cfg, "batch_size", 1)
-    _int_at_least(cfg, "steps", 0)
-    _int_at_least(cfg, "eval_every", 1)
-    _int_at_least(cfg, "seed", 0)
-    _int_at_least(cfg, "replicas", 1, MAX_REPLICAS)
-    if cfg.seed + cfg.replicas > INT64_MAX:
-        raise ConfigError("seed", cfg.seed, f"an integer below {INT64_MAX - cfg.replicas + 1}")
-    _int_at_least(cfg, "threads", 0)
-    if not (math.isfinite(cfg.flush_seconds) and cfg.flush_seconds >= 0):
-        raise ConfigError("flush_seconds", cfg.flush_seconds, "a finite number >= 0")
+    if here and cfg.threads > (os.cpu_count() or 1):
+        raise ConfigError(
+            "threads",
+            cfg.threads,
+            f"0 (the idle cores) or 1..{os.cpu_count() or 1}, the cores of this machine",
+            "more threads than cores",
+        )
     _one_of("device", cfg.device, DEVICES)
     if here and cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device", "cuda", ("auto", "cpu"), "no CUDA device is available")

@@ -98,9 +98,8 @@ def launches(
 
 
 def _per_run_bytes(cfg: Config) -> int:
-    arrays = cfg.data.arrays()
-    num_outputs = arrays.num_outputs
-    return run_bytes(cfg, arrays.x_train.shape[1], num_outputs, len(arrays.x_train))
+    num_inputs, num_outputs, num_train, _ = cfg.data.sizes()
+    return run_bytes(cfg, num_inputs, num_outputs, num_train)
 
 
 def _capacity(cfg: Config) -> int | None:

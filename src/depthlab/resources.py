@@ -25,13 +25,24 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
-from depthlab.config import DTYPES, Config
+from depthlab.config import DTYPES, Config, resolve_device
+from depthlab.errors import ResourceError
+from depthlab.probes import probe_names
 
 EVAL_CHUNK = 8192  # samples per forward pass when evaluating a whole set (train.evaluate)
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}
+# Metric rows a probe logs per layer and probed step, rounded up from a depth-5 run: at
+# most 5 for every probe but the histogram (141: its bins).
+ROWS_PER_PROBE = {"histogram": 150}
+ROWS_PER_OTHER_PROBE = 5
+MAX_RECORD_ROWS = 10**9  # per run: load_sweep holds about 40 bytes a row in memory
+BYTES_PER_ROW = 12  # a metric row on disk, compressed (measured: 4-9 bytes; rounded up)
+# Host copies made while loading a data set (generated, float64, standardised), 8 bytes each
+DATA_COPIES = 3
 
 
 def run_bytes(cfg: Config, num_inputs: int, num_outputs: int, num_train: int) -> int:
@@ -88,3 +99,74 @@ def split(
             current = size
         placed += size
     return chunks
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a job (one config, all its replicas) needs, from its config alone."""
+
+    run_bytes: int  # one run (replica) on the device: :func:`run_bytes`
+    data_bytes: int  # the data set: host copies while loading, plus the device's
+    probed_steps: int  # steps at which the probes run
+    record_rows: int  # metric rows one run writes: batch losses, evaluations, probes
+
+    def job_bytes(self, replicas: int) -> int:
+        return replicas * self.run_bytes + self.data_bytes
+
+
+def estimate(cfg: Config) -> Estimate:
+    """The :class:`Estimate` of ``cfg``: sizes from ``cfg.data.sizes()`` (no data are made),
+    the probe schedule counted without listing it."""
+    num_inputs, num_outputs, num_train, num_test = cfg.data.sizes()
+    itemsize = torch.empty((), dtype=DTYPES[cfg.dtype]).element_size()
+    samples = num_train + num_test
+    data = samples * (num_inputs * (DATA_COPIES * 8 + itemsize) + 8 * num_outputs)
+    probed = len(cfg.probes.steps(cfg.steps))
+    evaluations = cfg.steps // cfg.eval_every + 2
+    names = probe_names(cfg.probes.names) if cfg.probes.names else []
+    per_layer = sum(ROWS_PER_PROBE.get(name, ROWS_PER_OTHER_PROBE) for name in names)
+    rows = cfg.steps + 4 * evaluations + probed * (cfg.depth + 1) * per_layer
+    per_run = run_bytes(cfg, num_inputs, num_outputs, num_train)
+    return Estimate(per_run, data, probed, rows)
+
+
+def check_fits(cfg: Config, here: bool = True) -> Estimate:
+    """Raise ResourceError, naming the keys that size the job and the estimate, when one run
+    would write more than ``MAX_RECORD_ROWS`` metric rows, or (``here``: the job runs on
+    this machine) the job needs more than the memory of its device here."""
+    need = estimate(cfg)
+    if need.record_rows > MAX_RECORD_ROWS:
+        keys = {"steps": cfg.steps, "eval_every": cfg.eval_every, "probes": cfg.probes.name}
+        keys.update({"probes.every": cfg.probes.every, "depth": cfg.depth})
+        raise ResourceError(
+            keys,
+            f"a run would write about {need.record_rows:.2g} metric rows",
+            f"at most {MAX_RECORD_ROWS:.0e} rows a run (fewer steps, probed steps or layers)",
+        )
+    device = resolve_device(cfg.device) if here else None
+    have = device_bytes(device) if device is not None else None
+    wanted = need.job_bytes(cfg.replicas)
+    if have is not None and wanted > have:
+        keys = {k: getattr(cfg, k) for k in ("depth", "width", "replicas", "batch_size")}
+        keys.update(dtype=cfg.dtype, data=cfg.data.name)
+        raise ResourceError(
+            keys,
+            f"needs about {size_text(wanted)} of memory (data {size_text(need.data_bytes)}, "
+            f"{cfg.replicas} x {size_text(need.run_bytes)} a run); the {device.type} here "
+            f"has {size_text(have)}",
+            "a job within the device's memory (smaller width, depth, replicas or data)",
+        )
+    return need
+
+
+def size_text(count: int) -> str:
+    """Bytes in words: '3.2 GB'."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} B"
+
+
+def records_bytes(cfg: Config) -> int:
+    """About the disk space the records of ``cfg``'s runs take (all its replicas)."""
+    return cfg.replicas * estimate(cfg).record_rows * BYTES_PER_ROW
