@@ -19,7 +19,16 @@ from depthlab.config import Config, config_columns
 from depthlab.resources import split
 
 # Keys (and group prefixes) whose value may differ between the runs of one batched model.
-PER_RUN_KEYS = ("seed", "replicas", "lr", "branch_scale", "eval_every", "study", "resume")
+PER_RUN_KEYS = (
+    "seed",
+    "replicas",
+    "lr",
+    "branch_scale",
+    "eval_every",
+    "study",
+    "resume",
+    "lock_timeout",
+)
 PER_RUN_GROUPS = ("init",)
 
 

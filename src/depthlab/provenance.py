@@ -19,14 +19,14 @@ from typing import Any
 import torch
 
 from depthlab.config import Config, config_columns, resolve_loss
-from depthlab.records import read_run, set_aside_previous
+from depthlab.records import SUPERSEDED_DIR, RecordsWriteError, read_run, set_aside_previous
 
 VERSIONED = ("depthlab", "torch", "numpy", "hydra-core", "omegaconf", "pandas", "pyarrow")
 
 # Keys (and groups) that change how a run is carried out, not what it computes: a finished
 # run counts as the same run whatever they were. Batched and captured steps compute what
 # eager single runs compute (float64: to 1e-9; see the README for float32).
-HOW_KEYS = ("resume", "threads", "flush_seconds", "cuda_graph", "batching")
+HOW_KEYS = ("resume", "threads", "flush_seconds", "cuda_graph", "batching", "lock_timeout")
 
 
 def record_row(
@@ -99,7 +99,10 @@ def set_aside_stale(run_dir: Path) -> None:
     folders) into hidden ``.superseded`` folders, so a new run's folder holds only its own
     runs: never mixed, never deleted (see records.set_aside_previous)."""
     for folder in [run_dir, *sorted(run_dir.glob("seed=*"))]:
-        set_aside_previous(folder)
+        try:
+            set_aside_previous(folder)
+        except OSError as exc:
+            raise RecordsWriteError(folder / SUPERSEDED_DIR, exc) from exc
 
 
 def _version(distribution: str) -> str | None:

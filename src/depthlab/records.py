@@ -19,6 +19,7 @@ written to a temporary name and renamed, so no reader ever sees half a file.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -74,16 +75,39 @@ RUN_SCHEMA = pa.schema(
 )
 
 METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# A recorder writes a part file whenever this many rows wait in memory (about 30 MB), so
+# a long run with rare evaluations never holds its records in memory.
+MAX_BUFFERED_ROWS = 1 << 20
 
 
 class SchemaError(ValueError):
     """A record that breaks the storage contract."""
 
 
+class RecordsWriteError(OSError):
+    """A record that could not be written (a full disk, a read-only or missing folder): one
+    line naming the file and the system's reason."""
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        reason = os.strerror(cause.errno) if cause.errno else str(cause)
+        super().__init__(cause.errno, reason)
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path}: {self.strerror}"
+
+
 def _write_atomic(table: pa.Table, path: Path, **options: Any) -> None:
+    """Write ``table`` to a temporary name beside ``path``, then rename it: readers see the
+    old file or the new one, never half of one. A failed write leaves no temporary file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, **options)
-    os.replace(tmp, path)
+    try:
+        pq.write_table(table, tmp, **options)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise RecordsWriteError(path, exc) from exc
 
 
 # Part files: lz4 decodes faster than zstd (a sweep of 1,000 runs reads about 1 s sooner)
@@ -125,15 +149,19 @@ def set_aside_previous(run_dir: Path) -> Path | None:
 class RunRecorder:
     """Writes one run's records incrementally (see the module docstring for the layout).
 
-    ``log`` buffers rows in memory; ``flush`` writes them as a new part file; ``finish``
-    flushes and rewrites ``run.parquet`` with the final status and figures.
+    ``log`` buffers rows in memory; ``flush`` writes them as a new part file (``log`` does
+    too when ``MAX_BUFFERED_ROWS`` wait); ``finish`` flushes and rewrites ``run.parquet``
+    with the final status and figures.
     """
 
     def __init__(self, run_dir: Path | str, row: Mapping[str, Any], seed: int) -> None:
         self.run_dir = Path(run_dir)
         self.metrics_dir = self.run_dir / METRICS_DIR
-        set_aside_previous(self.run_dir)
-        self.metrics_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            set_aside_previous(self.run_dir)
+            self.metrics_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecordsWriteError(self.metrics_dir, exc) from exc
         self.row = {**row, "status": "running"}
         self.run_id = str(row["run_id"])
         self.seed = seed
@@ -141,6 +169,7 @@ class RunRecorder:
         self._last_flush = time.monotonic()
         self._clear()
         _write_atomic(run_table(self.row), self.run_dir / RUN_FILE, **RUN_WRITE)
+        self.written_status = "running"  # what run.parquet on disk says
 
     def _clear(self) -> None:
         self._steps: list[np.ndarray] = []
@@ -148,6 +177,7 @@ class RunRecorder:
         self._metrics: list[str] = []
         self._counts: list[int] = []
         self._values: list[np.ndarray] = []
+        self._buffered = 0
 
     def log(
         self,
@@ -164,6 +194,9 @@ class RunRecorder:
         self._metrics.append(metric)
         self._counts.append(n)
         self._values.append(values)
+        self._buffered += n
+        if self._buffered >= MAX_BUFFERED_ROWS:
+            self.flush()
 
     def seconds_since_flush(self) -> float:
         return time.monotonic() - self._last_flush
@@ -192,13 +225,21 @@ class RunRecorder:
         self._clear()
 
     def finish(self, status: str, **fields: Any) -> dict[str, Any]:
-        """Flush, then record ``status`` and the final ``fields`` in run.parquet."""
+        """Flush, then record ``status`` and the final ``fields`` in run.parquet. A run that
+        ends ``failed`` is recorded so even when its last rows cannot be flushed (its error
+        says why); any other status needs them on disk first."""
         if status not in FINISHED:
             raise ValueError(f"status must be one of {FINISHED}, not {status!r}")
-        self.flush()
+        try:
+            self.flush()
+        except RecordsWriteError:
+            if status != "failed":
+                raise
+            self._clear()
         self.row.update(fields, status=status)
         table = run_table(self.row)
         _write_atomic(table, self.run_dir / RUN_FILE, **RUN_WRITE)
+        self.written_status = status
         return table.to_pylist()[0]
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from depthlab import theory
+from depthlab import locks, theory
 from depthlab.config import DTYPES, Config, resolve_device, resolve_loss, validate
 from depthlab.data import CLASSIFICATION, DataSet, load_data
 from depthlab.grouping import check_batchable
@@ -51,7 +51,7 @@ from depthlab.probes import (
 )
 from depthlab.provenance import finished_rows, now, record_row, set_aside_stale
 from depthlab.records import NETWORK_LAYER, RunRecorder
-from depthlab.resources import EVAL_CHUNK, device_bytes, run_bytes, split
+from depthlab.resources import EVAL_CHUNK, check_fits, device_bytes, run_bytes, split
 from depthlab.seeding import torch_generator
 from depthlab.steps import BatchStream, Stepper, gather
 from depthlab.threads import resolve_threads, torch_threads
@@ -249,7 +249,9 @@ def train(cfg: Config, run_dir: Path | str, label: str = "") -> RunResult:
     return train_group([Member(cfg, Path(run_dir), label)])[0]
 
 
-def train_group(members: Sequence[Member], label: str = "") -> list[RunResult]:
+def train_group(
+    members: Sequence[Member], label: str = "", locked: bool = False
+) -> list[RunResult]:
     """Train several configurations as batched models, one result per member in order.
 
     The members must differ only in per-run keys (``depthlab.grouping``; ValueError
@@ -259,11 +261,24 @@ def train_group(members: Sequence[Member], label: str = "") -> list[RunResult]:
     memory estimate (``depthlab.resources``) of all of them exceeds ``batching.
     memory_fraction`` of the device's memory. A failed batched model's runs are recorded as
     ``failed``, the other batched models still train, and the first exception is raised.
+
+    Nothing is written before every config is valid, fits its device
+    (``resources.check_fits``) and every member's folder is locked for this process
+    (``depthlab.locks``; FolderLockedError when another holds one past ``lock_timeout``), unless
+    the caller holds the locks already (``locked``).
     """
     members = [Member(m.cfg, Path(m.run_dir), m.label) for m in members]
     for m in members:
         validate(m.cfg)
+        check_fits(m.cfg)
     check_batchable([m.cfg for m in members])
+    folders = [] if locked else [m.run_dir for m in members]
+    with locks.locked(folders, members[0].cfg.lock_timeout):
+        return _train_members(members, label)
+
+
+def _train_members(members: list[Member], label: str) -> list[RunResult]:
+    """train_group's work, once its folders are locked."""
     shared = members[0].cfg
     device, dtype = resolve_device(shared.device), DTYPES[shared.dtype]
     results: dict[int, RunResult] = {}
@@ -312,41 +327,32 @@ def _train_batch(
     with flush_denormal(shared.flush_denormal and device.type == "cpu"), torch_threads(threads):
         start = time.perf_counter()
         runs: list[Run] = []
-        for k, m in enumerate(members):
-            for seed, folder in zip(
-                replica_seeds(m.cfg), replica_dirs(m.cfg, m.run_dir), strict=True
-            ):
-                row = record_row(m.cfg, device, uuid.uuid4().hex[:12], seed, batched_runs=total)
-                runs.append(Run(len(runs), k, m.cfg, seed, RunRecorder(folder, row, seed)))
         if not label:
             label = members[0].label if len(members) == 1 else f"{total} runs batched"
         try:
+            for k, m in enumerate(members):
+                for seed, folder in zip(
+                    replica_seeds(m.cfg), replica_dirs(m.cfg, m.run_dir), strict=True
+                ):
+                    row = record_row(m.cfg, device, uuid.uuid4().hex[:12], seed, total)
+                    runs.append(Run(len(runs), k, m.cfg, seed, RunRecorder(folder, row, seed)))
             model, captured = _train(shared, runs, data, device, dtype, label)
+            rows = [
+                run.recorder.finish(
+                    "ok" if run.diverged_step is None else "diverged",
+                    wall_time_s=run.final.pop("wall_time_s"),
+                    finished_at=run.final.pop("finished_at"),
+                    steps_done=run.steps_done,
+                    diverged_step=run.diverged_step,
+                    theory=theory_reason(shared) or "mean_field",
+                    cuda_graph_resolved=captured,
+                    **run.final,
+                )
+                for run in runs
+            ]
         except BaseException as exc:
-            for run in runs:
-                try:
-                    run.recorder.finish(
-                        "failed",
-                        error=f"{type(exc).__name__}: {exc}"[:2000],
-                        wall_time_s=time.perf_counter() - start,
-                        finished_at=now(),
-                    )
-                except Exception:  # keep the original error the one raised
-                    log.exception("could not record the failure of %s", run.recorder.run_dir)
+            record_failure(runs, exc, time.perf_counter() - start)
             raise
-        rows = [
-            run.recorder.finish(
-                "ok" if run.diverged_step is None else "diverged",
-                wall_time_s=run.final.pop("wall_time_s"),
-                finished_at=run.final.pop("finished_at"),
-                steps_done=run.steps_done,
-                diverged_step=run.diverged_step,
-                theory=theory_reason(shared) or "mean_field",
-                cuda_graph_resolved=captured,
-                **run.final,
-            )
-            for run in runs
-        ]
     return [
         RunResult(
             m.run_dir,
@@ -356,6 +362,30 @@ def _train_batch(
         )
         for k, m in enumerate(members)
     ]
+
+
+def record_failure(runs: list[Run], exc: BaseException, seconds: float) -> None:
+    """Mark every run of a batched model that raised ``exc`` as ``failed`` with its message,
+    and log one line per run saying what its records now say: ``failed``, or, where that
+    could not be written (a full disk), that its run.parquet still says ``running``."""
+    for run in runs:
+        if run.recorder.written_status != "running":
+            continue  # finished and written before the failure: its records stand
+        try:
+            run.recorder.finish(
+                "failed",
+                error=f"{type(exc).__name__}: {exc}"[:2000],
+                wall_time_s=seconds,
+                finished_at=now(),
+            )
+        except Exception as failure:  # keep the original error the one raised
+            log.error(
+                "%s: could not record the failure (%s); its run.parquet still says running",
+                run.recorder.run_dir,
+                failure,
+            )
+        else:
+            log.error("%s: its records say status=failed (%s)", run.recorder.run_dir, exc)
 
 
 def theory_reason(cfg: Config) -> str:

@@ -1,0 +1,81 @@
+"""One writer per run folder: a second writer is refused (naming the holder) or waits,
+a dead holder's lock is taken over, and a refused run writes nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from depthlab import locks
+from depthlab.config import Config
+from depthlab.records import RUN_FILE
+from depthlab.train import train
+
+
+def hold(folder: Path, seconds: float) -> subprocess.Popen:
+    """Another process that holds ``folder``'s lock for ``seconds`` (ready when it prints)."""
+    code = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from depthlab import locks
+        with locks.locked([Path({str(folder)!r})]):
+            print("held", flush=True)
+            time.sleep({seconds})
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+def test_a_held_folder_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    holder = hold(tmp_path, 30)
+    try:
+        assert f"process {holder.pid} on " in locks.holder_of(tmp_path)
+        with pytest.raises(locks.FolderLockedError) as caught, locks.locked([tmp_path]):
+            pass
+        assert f"process {holder.pid}" in str(caught.value) and "lock_timeout" in str(caught.value)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_killed_holders_lock_is_taken_over(tmp_path: Path) -> None:
+    holder = hold(tmp_path, 30)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    assert (tmp_path / locks.LOCK_FILE).exists()  # left behind, and stale
+    assert locks.holder_of(tmp_path) is None
+    with locks.locked([tmp_path]):
+        assert f"process {os.getpid()} " in locks.holder_of(tmp_path)
+
+
+def test_a_writer_waits_up_to_lock_timeout(tmp_path: Path) -> None:
+    holder = hold(tmp_path, 1.0)
+    start = time.monotonic()
+    with locks.locked([tmp_path], timeout=20):
+        waited = time.monotonic() - start
+    holder.wait()
+    assert 0.3 < waited < 15
+
+
+def test_a_run_into_a_held_folder_writes_nothing(tmp_path: Path) -> None:
+    holder = hold(tmp_path, 30)
+    try:
+        with pytest.raises(locks.FolderLockedError):
+            train(Config(depth=1, width=4, steps=1), tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [locks.LOCK_FILE]
+    finally:
+        holder.kill()
+        holder.wait()
+    result = train(Config(depth=1, width=4, steps=1), tmp_path)  # free again: it runs
+    assert result.status == "ok" and (tmp_path / RUN_FILE).exists()
+    assert train(Config(depth=1, width=4, steps=1), tmp_path).resumed  # resume still works
