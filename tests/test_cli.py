@@ -57,7 +57,9 @@ def test_multirun_from_an_unrelated_directory_writes_valid_records(tmp_path: Pat
 def test_bad_value_is_one_line_exit_2_and_no_folder(tmp_path: Path) -> None:
     proc = depthlab_run("-m", "depth=3,0", cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["error: depth=0: invalid value; allowed: 1..1000"]
+    assert proc.stderr.strip().splitlines() == [
+        "error: depth=0: out of range; allowed: an integer in 1..1000"
+    ]
     assert list(tmp_path.iterdir()) == []
 
 

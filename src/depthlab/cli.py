@@ -9,6 +9,8 @@ with status 2: nothing runs and no folder is written.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,10 +28,14 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from depthlab.composing import JobComposer
 from depthlab.config import GROUPS, Config, register_configs, to_config, validate
 from depthlab.errors import ConfigError
+from depthlab.locks import FolderLockedError, holder_of
+from depthlab.resources import check_fits, records_bytes, size_text
 
 CONFIG_MODULE = "depthlab.conf"
 CONFIG_NAME = "config"
-EXIT_USAGE = 2
+EXIT_FAILED = 1  # a run failed, or its records could not be written
+EXIT_USAGE = 2  # the command line was refused: nothing ran, nothing was written
+EXIT_BUSY = 3  # a run folder is being written by another process
 # sweepers that expand a multirun as Hydra's basic sweeper does (depthlab's batched one too)
 BASIC_SWEEPERS = (
     "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
@@ -37,15 +43,11 @@ BASIC_SWEEPERS = (
 )
 REMOTE_LAUNCHERS = ("SlurmLauncher",)  # launchers whose jobs run on other machines
 # Flags with which Hydra only prints or runs something other than jobs: nothing to check.
-PASS_THROUGH = (
-    "help",
-    "hydra_help",
-    "cfg",
-    "info",
-    "shell_completion",
-    "config_path",
-    "experimental_rerun",
-)
+PASS_THROUGH = ("help", "hydra_help", "cfg", "info", "shell_completion", "config_path")
+# Environment variables may set where things go (hydra.*) but reach a run's records, which
+# are shared, only when asked: DEPTHLAB_ALLOW_ENV=1.
+ALLOW_ENV = "DEPTHLAB_ALLOW_ENV"
+ENV_RESOLVER = "oc.env:"
 
 
 def check_command_line(argv: Sequence[str]) -> list[Config] | None:
@@ -55,15 +57,31 @@ def check_command_line(argv: Sequence[str]) -> list[Config] | None:
         args = get_args_parser().parse_args(list(argv))
     except SystemExit:
         return None  # let Hydra print its usage message
+    if args.experimental_rerun:
+        print(
+            f"error: --experimental-rerun={args.experimental_rerun}: refused, it unpickles the "
+            "file (a crafted file runs code); allowed: run again with the overrides in the "
+            "run's .hydra/overrides.yaml",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_USAGE)
     if any(getattr(args, name, None) for name in PASS_THROUGH):
         return None
     overrides = list(args.overrides)
     if args.config_dir:  # as Hydra does: the folder joins the config search path
         overrides.append(f"hydra.searchpath=[file://{Path(args.config_dir).resolve()}]")
     configs, message = check_jobs(overrides, args.multirun, args.config_name or CONFIG_NAME)
+    status = EXIT_USAGE
+    if not message and configs:
+        try:
+            message = check_output(
+                overrides, args.multirun, args.config_name or CONFIG_NAME, configs
+            )
+        except FolderLockedError as exc:
+            message, status = str(exc), EXIT_BUSY
     if message:
         print(f"error: {message}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+        sys.exit(status)
     return configs
 
 
@@ -80,6 +98,7 @@ def check_jobs(
     with initialize_config_module(CONFIG_MODULE, version_base="1.3", job_name="check"):
         job = overrides
         try:
+            check_once(overrides)
             jobs = expand_jobs(overrides, multirun, config_name)
             if jobs is None:
                 return None, ""  # another sweeper: its own syntax, its own checks
@@ -90,13 +109,115 @@ def check_jobs(
             )
             configs = []
             for job in jobs:
-                configs.append(to_config(composer(job)))
+                composed = composer(job)
+                check_environment(composed)
+                configs.append(to_config(composed))
                 validate(configs[-1], here=here)
+                check_fits(configs[-1], here=here)
         except ConfigError as exc:
             return None, str(exc)
         except Exception as exc:  # Hydra's, OmegaConf's, or anything unforeseen: one line
             return None, describe(exc, job, config_name)
     return configs, ""
+
+
+def check_once(overrides: list[str]) -> None:
+    """Raise ConfigError when a key is given twice (``depth=3 depth=4``: Hydra would keep
+    the last one without a word) or not at all (``=3``)."""
+    seen: dict[str, str] = {}
+    for line in overrides:
+        key = line.lstrip("+~").partition("=")[0]
+        if not key.strip():
+            raise ConfigError("override", repr(line), "key=value", "no key")
+        if key in seen:
+            raise ConfigError(
+                key,
+                f"{seen[key].partition('=')[2]} and {line.partition('=')[2]}",
+                f"each key once (-m {key}=a,b sweeps several values)",
+                "given twice",
+            )
+        seen[key] = line
+
+
+def check_environment(cfg: DictConfig) -> None:
+    """Raise ConfigError for a run key whose value interpolates an environment variable
+    (``study=${oc.env:HOME}``), unless ``DEPTHLAB_ALLOW_ENV=1``: records are shared, and the
+    variable's value would be written into every one of them."""
+    if os.environ.get(ALLOW_ENV) == "1":
+        return
+    for key, value in _raw_values(OmegaConf.to_container(cfg, resolve=False)):
+        if ENV_RESOLVER in value.replace(" ", ""):
+            raise ConfigError(
+                key,
+                value,
+                f"a literal value, or {ALLOW_ENV}=1 to record the variable's value",
+                "an environment variable would be written into the run records",
+            )
+
+
+def _raw_values(node: object, prefix: str = "") -> list[tuple[str, str]]:
+    """(key, text) of every string leaf of a plain container, keys dotted."""
+    if isinstance(node, dict):
+        return [pair for k, v in node.items() for pair in _raw_values(v, f"{prefix}{k}.")]
+    if isinstance(node, list):
+        return [pair for v in node for pair in _raw_values(v, prefix)]
+    return [(prefix.rstrip("."), node)] if isinstance(node, str) else []
+
+
+def check_output(
+    overrides: list[str], multirun: bool, config_name: str, configs: list[Config]
+) -> str:
+    """The first problem with where the jobs would write (``hydra.run.dir`` or
+    ``hydra.sweep.dir``), as one line ('' if none): a file in place of the folder, a folder
+    this user cannot write in, or too little free disk for the records' estimate; a run
+    folder another process is writing raises FolderLockedError (unless ``lock_timeout``
+    asks to wait). Folders whose names Hydra alone can resolve are left to Hydra."""
+    key, folder = output_folder(overrides, multirun, config_name)
+    if folder is None:
+        return ""
+    if folder.exists() and not folder.is_dir():
+        return str(ConfigError(key, folder, "a folder path", "a file is in the way"))
+    existing = next(p for p in [folder, *folder.parents] if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return str(
+            ConfigError(key, folder, "a folder you can write in", f"{existing} is not writable")
+        )
+    if all(cfg.lock_timeout == 0 for cfg in configs):
+        for run_dir in [folder, *sorted(folder.glob("*/"))] if folder.is_dir() else []:
+            holder = holder_of(run_dir)
+            if holder:
+                raise FolderLockedError(run_dir, holder)
+    need = sum(records_bytes(cfg) for cfg in configs)
+    free = shutil.disk_usage(existing).free
+    if need > free:
+        return str(
+            ConfigError(
+                key,
+                folder,
+                f"a disk with room for the records (about {size_text(need)}; {existing} "
+                f"has {size_text(free)} free)",
+                "too little free disk",
+            )
+        )
+    return ""
+
+
+def output_folder(
+    overrides: list[str], multirun: bool, config_name: str
+) -> tuple[str, Path | None]:
+    """The key and the folder the jobs write into (None when it cannot be resolved here)."""
+    register_configs()
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3", job_name="check"):
+        parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+        parsed = parser.parse_overrides(overrides)
+        fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+        hydra_cfg = compose(config_name, overrides=fixed, return_hydra_config=True).hydra
+        sweep = multirun or hydra_cfg.mode == RunMode.MULTIRUN
+        key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+        try:
+            return key, Path(str(OmegaConf.select(hydra_cfg, key[len("hydra.") :])))
+        except Exception:  # an interpolation only Hydra's own run can resolve
+            return key, None
 
 
 def runs_elsewhere(overrides: list[str], config_name: str) -> bool:
@@ -143,6 +264,11 @@ def describe(exc: Exception, overrides: list[str], config_name: str) -> str:
     ):
         group, _, option = str(exc.missing_cfg_file).rpartition("/")
         return str(ConfigError(group, option, exc.options or [], "unknown option"))
+    if "Config group override must be a string" in str(exc):  # data=0: a number, no name
+        for line in overrides:
+            key, _, value = line.lstrip("+~").partition("=")
+            if key in GROUPS and value not in GROUPS[key]:
+                return str(ConfigError(key, value, GROUPS[key].names(), "unknown option"))
     if isinstance(exc, OverrideParseException):
         return (
             f"cannot parse the command line: {_first_line(exc)}; allowed: key=value "

@@ -7,9 +7,11 @@ Hydra folder. A failed run is recorded and the sweep goes on; a summary table fo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import hydra
@@ -17,10 +19,12 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from depthlab import group_jobs
-from depthlab.cli import EXIT_USAGE, check_command_line
+from depthlab import group_jobs, locks
+from depthlab.cli import EXIT_BUSY, EXIT_FAILED, EXIT_USAGE, check_command_line
 from depthlab.config import register_configs, to_config
+from depthlab.data import DataError
 from depthlab.errors import ConfigError
+from depthlab.records import RecordsWriteError
 from depthlab.train import Member, train, train_group
 
 log = logging.getLogger(__name__)
@@ -37,14 +41,12 @@ def app(cfg: DictConfig) -> float | None:
         return train_batch(Path(hydra_cfg.runtime.output_dir), f"{hydra_cfg.job.name}.log")
     label = " ".join(hydra_cfg.overrides.task)
     try:
-        result = train(to_config(cfg), hydra_cfg.runtime.output_dir, label=label)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+        with stopping_on_refusal():
+            result = train(to_config(cfg), hydra_cfg.runtime.output_dir, label=label)
     except Exception:
-        log.exception("run failed (%s); its records say status=failed", label or "defaults")
+        log.exception("run failed (%s)", label or "defaults")
         if hydra_cfg.mode.name == "RUN":
-            sys.exit(1)
+            sys.exit(EXIT_FAILED)
         return None  # a sweep goes on with its next run
     lines = result_lines(label, result.rows, result.run_dir)
     for line in lines:
@@ -56,23 +58,24 @@ def train_batch(folder: Path, log_name: str) -> float | None:
     """The group job of a batched sweep: write each member's Hydra files, train the members
     as batched models, and log each member's result in the group's log and its own."""
     specs = group_jobs.read_manifest(folder)
-    try:
+    with stopping_on_refusal():
         configs = [group_jobs.member_config(spec) for spec in specs]
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-    members = []
-    for spec, cfg in zip(specs, configs, strict=True):
-        group_jobs.write_hydra_files(spec)
-        members.append(Member(cfg, Path(spec["dir"]), " ".join(spec["overrides"])))
+    members = [
+        Member(cfg, Path(spec["dir"]), " ".join(spec["overrides"]))
+        for spec, cfg in zip(specs, configs, strict=True)
+    ]
+    label = f"{folder.name}: {sum(c.replicas for c in configs)} runs"
     failed = False
     try:
-        train_group(members, label=f"{folder.name}: {sum(c.replicas for c in configs)} runs")
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+        with (
+            stopping_on_refusal(),
+            locks.locked([m.run_dir for m in members], configs[0].lock_timeout),
+        ):
+            for spec in specs:  # the members' Hydra files, once their folders are ours
+                group_jobs.write_hydra_files(spec)
+            train_group(members, label=label, locked=True)
     except Exception:
-        log.exception("batch %s failed; its runs' records say status=failed", folder.name)
+        log.exception("batch %s failed", folder.name)
         failed = True
     losses = []
     for spec, member in zip(specs, members, strict=True):
@@ -84,6 +87,28 @@ def train_batch(folder: Path, log_name: str) -> float | None:
             log.info(line)
         losses += [row["final_loss"] for row in rows if row.get("final_loss") is not None]
     return None if failed or not losses else float(sum(losses) / len(losses))
+
+
+@contextlib.contextmanager
+def stopping_on_refusal() -> Iterator[None]:
+    """Turn what stops a job, and the sweep it belongs to, into one line on stderr and an
+    exit status: a refused config or a data set that fails its checks (2), a run folder
+    another process writes (3), records that cannot be written (1: a full disk or a
+    read-only folder stops every later run too). Other exceptions pass through: the run
+    failed, a sweep goes on."""
+    try:
+        yield
+    except (ConfigError, DataError) as exc:
+        _stop(exc, EXIT_USAGE)
+    except locks.FolderLockedError as exc:
+        _stop(exc, EXIT_BUSY)
+    except RecordsWriteError as exc:
+        _stop(exc, EXIT_FAILED)
+
+
+def _stop(exc: Exception, status: int) -> None:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(status)
 
 
 def result_lines(label: str, rows: list[dict], run_dir: Path) -> list[str]:

@@ -49,7 +49,7 @@ def report_command(sweep_dir: Path | str) -> str:
 
 
 def format_summary(sweep: Sweep, report: bool = False) -> str:
-    """The summary table as text, any unreadable files, the command that makes the sweep's
+    """The summary table as text, any files not read, the command that makes the sweep's
     report (``report``) and, last, the folder."""
     table = summary_table(sweep)
     lines = [
@@ -57,7 +57,7 @@ def format_summary(sweep: Sweep, report: bool = False) -> str:
         if not table.empty
         else "(no runs)"
     ]
-    lines += [f"unreadable: {p}" for p in sweep.problems]
+    lines += [f"not read: {p}" for p in sweep.problems]
     if report:
         lines.append(report_command(sweep.root))
     lines.append(f"records: {sweep.root.resolve()}")
