@@ -33,6 +33,15 @@ def test_every_numeric_key_has_a_limit_and_every_limit_a_key() -> None:
     assert all(limit.why and limit.low < limit.high for limit in LIMITS.values())
 
 
+def test_the_limits_print_as_a_table(capsys: pytest.CaptureFixture) -> None:
+    from depthlab.limits import main
+
+    main()
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(LIMITS)
+    assert lines[0].split()[0] == "depth" and "1..1000" in lines[0]
+
+
 def with_value(key: str, value: object) -> Config:
     """A config whose ``key`` (``group.field`` picks the first option that has the field)
     is ``value``."""

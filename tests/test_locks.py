@@ -16,6 +16,7 @@ import pytest
 from depthlab import locks
 from depthlab.config import Config
 from depthlab.records import RUN_FILE
+from depthlab.results import load_sweep
 from depthlab.train import train
 
 
@@ -79,3 +80,36 @@ def test_a_run_into_a_held_folder_writes_nothing(tmp_path: Path) -> None:
     result = train(Config(depth=1, width=4, steps=1), tmp_path)  # free again: it runs
     assert result.status == "ok" and (tmp_path / RUN_FILE).exists()
     assert train(Config(depth=1, width=4, steps=1), tmp_path).resumed  # resume still works
+
+
+@pytest.mark.slow
+def test_two_commands_aimed_at_one_sweep_folder_lose_nothing(tmp_path: Path) -> None:
+    """Started at the same moment: one sweeps, the other is refused in one line (exit 3),
+    and the sweep folder holds exactly the first one's runs, complete."""
+    sweep = tmp_path / "sweep"
+    common = ["-m", f"hydra.sweep.dir={sweep}", "data=teacher", "width=32", "threads=1"]
+    commands = [
+        [*common, "depth=2,3", "steps=3000", "eval_every=500", "lr=0.1"],
+        [*common, "depth=4,5", "steps=3000", "eval_every=500", "lr=0.2"],
+    ]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "depthlab.run", *argv],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in commands
+    ]
+    outcomes = [(p.wait(timeout=600), p.stderr.read()) for p in processes]
+    statuses = sorted(status for status, _ in outcomes)
+    assert statuses == [0, 3], outcomes
+    winner = next(i for i, (status, _) in enumerate(outcomes) if status == 0)
+    refused = outcomes[1 - winner][1].strip().splitlines()
+    assert len(refused) == 1 and "is being written by process" in refused[0], refused
+    sweep_runs = load_sweep(sweep)
+    assert sweep_runs.problems == []
+    assert sorted(sweep_runs.runs["depth"]) == ([2, 3] if winner == 0 else [4, 5])
+    assert set(sweep_runs.runs["status"]) == {"ok"}
+    assert sweep_runs.metrics.groupby("run_id")["step"].max().eq(3000).all()

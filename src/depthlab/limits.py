@@ -37,7 +37,7 @@ class Limit:
     def allowed(self) -> str:
         """The range in words: 'an integer in 1..1000' or 'a number in (0, 1e+06]'."""
         if self.integer:
-            return f"an integer in {self.low:g}..{self.high:g}"
+            return f"an integer in {int(self.low)}..{int(self.high)}"
         return f"a number in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}]"
 
     def holds(self, value: object) -> bool:
@@ -84,8 +84,8 @@ LIMITS: dict[str, Limit] = {
     "init.negative_slope": Limit(0, 1e2, "leaky slopes above 1 are no longer leaky"),
     "optimizer.weight_decay": Limit(0, 1e3, "a decay of 1e3 x lr per step erases any weight"),
     "optimizer.momentum": Limit(0, 0.999999, "momentum 1 never forgets a gradient"),
-    "optimizer.beta1": Limit(0, 0.999999, "beta 1 never updates the moment estimate"),
-    "optimizer.beta2": Limit(0, 0.999999, "beta 1 never updates the moment estimate"),
+    "optimizer.beta1": Limit(0, 0.999999, "beta1 = 1 never updates the first moment"),
+    "optimizer.beta2": Limit(0, 0.999999, "beta2 = 1 never updates the second moment"),
     "optimizer.eps": Limit(0, 1e3, "an eps of 1e3 turns Adam into SGD with lr/1e3", open_low=True),
     "probes.every": _count(0, MAX_STEPS, "steps is at most 1e9"),
     "probes.log_points": _count(0, 10**4, "each log point is a probed step held in memory"),
@@ -134,3 +134,13 @@ def check_limits(obj: object) -> None:
             above = value > limit.high  # NaN compares False: "out of range"
             allowed = f"{limit.allowed()} ({limit.why})" if above else limit.allowed()
             raise ConfigError(key, value, allowed, "too large" if above else "out of range")
+
+
+def main() -> None:
+    """``python -m depthlab.limits``: every numeric key, its range and why."""
+    for key, limit in LIMITS.items():
+        print(f"{key:26} {limit.allowed():32} {limit.why}")
+
+
+if __name__ == "__main__":
+    main()

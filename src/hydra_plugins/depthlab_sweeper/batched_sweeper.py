@@ -9,7 +9,10 @@ afterwards: every launcher (basic, joblib, submitit) then runs a group as one or
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,22 @@ ConfigStore.instance().store(
     group="hydra/sweeper", name="batched", node=BatchedSweeperConf, provider="depthlab"
 )
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def sweep_lock(sweep_dir: Path, timeout: float) -> Iterator[None]:
+    """Hold the sweep folder for this command while it sweeps: a second command aimed at
+    the same folder would overwrite its group manifests. That command gets one line on
+    stderr and exit status 3 (or waits up to ``lock_timeout`` seconds)."""
+    from depthlab import locks
+    from depthlab.cli import EXIT_BUSY
+
+    try:
+        with locks.locked([sweep_dir], timeout):
+            yield
+    except locks.FolderLockedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_BUSY)
 
 
 class BatchedSweeper(Sweeper):
@@ -58,14 +77,17 @@ class BatchedSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-        from depthlab.group_jobs import launches
-
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         preset = [f"{key}={value}" for key, value in self.params.items()]
         overrides = parser.parse_overrides([*preset, *arguments])
         jobs = [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with sweep_lock(sweep_dir, float(self.config.get("lock_timeout") or 0.0)):
+            return self._sweep(jobs, sweep_dir)
+
+    def _sweep(self, jobs: list[list[str]], sweep_dir: Path) -> Any:
+        from depthlab.group_jobs import launches
+
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         todo = launches(self.hydra_context.config_loader, self.config, jobs, sweep_dir)
         if todo is not jobs:
