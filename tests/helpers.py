@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -49,3 +54,20 @@ def relu_momentum(**keys) -> Config:
         "data": Teacher(in_dim=8, num_outputs=3, num_train=256, num_test=64),
     }
     return Config(**{**base, **keys})
+
+
+def hold(folder: Path, seconds: float) -> subprocess.Popen:
+    """Another process that holds ``folder``'s lock for ``seconds`` (ready when it prints)."""
+    code = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from depthlab import locks
+        with locks.locked([Path({str(folder)!r})]):
+            print("held", flush=True)
+            time.sleep({seconds})
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "held"
+    return process

@@ -7,34 +7,17 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from helpers import hold
 
 from depthlab import locks
 from depthlab.config import Config
 from depthlab.records import RUN_FILE
 from depthlab.results import load_sweep
 from depthlab.train import train
-
-
-def hold(folder: Path, seconds: float) -> subprocess.Popen:
-    """Another process that holds ``folder``'s lock for ``seconds`` (ready when it prints)."""
-    code = textwrap.dedent(
-        f"""
-        import time
-        from pathlib import Path
-        from depthlab import locks
-        with locks.locked([Path({str(folder)!r})]):
-            print("held", flush=True)
-            time.sleep({seconds})
-        """
-    )
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert process.stdout.readline().strip() == "held"
-    return process
 
 
 def test_a_held_folder_is_refused_naming_the_holder(tmp_path: Path) -> None:
@@ -57,6 +40,25 @@ def test_a_killed_holders_lock_is_taken_over(tmp_path: Path) -> None:
     assert locks.holder_of(tmp_path) is None
     with locks.locked([tmp_path]):
         assert f"process {os.getpid()} " in locks.holder_of(tmp_path)
+
+
+def test_a_lock_file_that_is_a_link_or_a_fifo_is_never_opened_through(tmp_path: Path) -> None:
+    victim = tmp_path / "precious.txt"
+    victim.write_text("precious")
+    linked, fifo = tmp_path / "linked", tmp_path / "fifo"
+    linked.mkdir()
+    fifo.mkdir()
+    (linked / locks.LOCK_FILE).symlink_to(victim)
+    os.mkfifo(fifo / locks.LOCK_FILE)  # opening a FIFO for reading would block
+    for folder in (linked, fifo):
+        with pytest.raises(locks.FolderLockedError, match="not a regular file"):
+            locks.holder_of(folder)
+        with (
+            pytest.raises(locks.FolderLockedError, match="not a regular file"),
+            locks.locked([folder]),
+        ):
+            pass
+    assert victim.read_text() == "precious"
 
 
 def test_a_writer_waits_up_to_lock_timeout(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import hold
 
 from depthlab import locks
 from depthlab.cli import ALLOW_ENV, EXIT_BUSY, EXIT_USAGE, check_command_line
@@ -54,6 +55,16 @@ CASES = {
     "a negative seed": ["seed=-1"],
     "an npz file that does not exist": ["data=npz", "data.path=missing.npz"],
     "a sweep with one bad value": ["-m", "depth=3,4", "lr=0.1,1e9"],
+    "a subnormal learning rate": ["lr=1e-320"],
+    "a teacher too big to make": ["data=teacher", "data.width=65536", "data.depth=1000"],
+    "a sweep of no jobs": ["-m", "depth=range(5,1)"],
+    "a sweep of 10^9 jobs": ["-m", "seed=range(0,1000000000)"],
+    "every job in one folder": ["-m", "depth=2,3", "hydra.sweep.subdir=same"],
+    "a missing --config-dir": ["--config-dir=/nonexistent/conf", "depth=2"],
+    "a bad value with -cp": ["-cp", "pkg://depthlab.conf", "depth=0"],
+    "a folder name the system refuses": [f"hydra.run.dir={'x' * 300}/run"],
+    "a group option that is a number": ["data=0"],
+    "an override without a key": ["=3"],
 }
 
 
@@ -76,6 +87,27 @@ def test_environment_variables_reach_records_only_when_asked(
     assert status == EXIT_USAGE and err.startswith("error: data.path=${oc.env:HOME}/x.npz: ")
     monkeypatch.setenv(ALLOW_ENV, "1")
     assert refusal(["study=${oc.env:HOME}"], tmp_path, capsys) == (0, "")
+
+
+def test_a_relative_npz_path_that_a_job_would_leave_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 3)), np.arange(40) % 2
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+    argv = ["data=npz", "data.path=d.npz", "hydra.job.chdir=true", "hydra.run.dir=out"]
+    status, err = refusal(argv, tmp_path, capsys)
+    assert status == EXIT_USAGE and err.startswith("error: data.path=d.npz: relative to")
+    assert refusal(argv[:2] + argv[3:], tmp_path, capsys) == (0, "")  # without chdir: fine
+
+
+def test_a_writer_that_finishes_within_lock_timeout_is_waited_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    holder = hold(tmp_path / "run", 1.0)
+    argv = [f"hydra.run.dir={tmp_path / 'run'}", "lock_timeout=30"]
+    assert refusal(argv, tmp_path, capsys) == (0, "")
+    holder.wait()
 
 
 def test_an_output_folder_that_is_a_file_is_refused(
@@ -118,8 +150,8 @@ def test_a_folder_another_process_writes_is_refused_before_hydra_writes(
         )
         assert status == EXIT_BUSY and f"process {os.getpid()}" in err and str(run_dir) in err
         assert sorted(p.name for p in run_dir.iterdir()) == before
-        args = ["-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", "depth=2,3", "lock_timeout=60"]
-        assert refusal(args, tmp_path, capsys) == (0, "")  # asked to wait: the run will
+        args = ["-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", "depth=2,3", "lock_timeout=1"]
+        assert refusal(args, tmp_path, capsys)[0] == EXIT_BUSY  # waited a second: still held
 
 
 # The fuzz test's vocabulary: every numeric key, the named choices, and hostile values.

@@ -9,17 +9,21 @@ with status 2: nothing runs and no folder is written.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from hydra import compose, initialize_config_module
+from hydra import compose
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
+from hydra.core.config_search_path import SearchPathQuery
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, RangeSweep
 from hydra.errors import MissingConfigException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -28,7 +32,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from depthlab.composing import JobComposer
 from depthlab.config import GROUPS, Config, register_configs, to_config, validate
 from depthlab.errors import ConfigError
-from depthlab.locks import FolderLockedError, holder_of
+from depthlab.locks import FolderLockedError, wait_until_free
 from depthlab.resources import check_fits, records_bytes, size_text
 
 CONFIG_MODULE = "depthlab.conf"
@@ -36,6 +40,8 @@ CONFIG_NAME = "config"
 EXIT_FAILED = 1  # a run failed, or its records could not be written
 EXIT_USAGE = 2  # the command line was refused: nothing ran, nothing was written
 EXIT_BUSY = 3  # a run folder is being written by another process
+JOB_FILES_BYTES = 64_000  # a job's Hydra files, log and run.parquet: about 30 kB measured
+MAX_JOBS = 20_000  # jobs of one command line: composing each takes about 5 ms to check
 # sweepers that expand a multirun as Hydra's basic sweeper does (depthlab's batched one too)
 BASIC_SWEEPERS = (
     "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
@@ -43,7 +49,7 @@ BASIC_SWEEPERS = (
 )
 REMOTE_LAUNCHERS = ("SlurmLauncher",)  # launchers whose jobs run on other machines
 # Flags with which Hydra only prints or runs something other than jobs: nothing to check.
-PASS_THROUGH = ("help", "hydra_help", "cfg", "info", "shell_completion", "config_path")
+PASS_THROUGH = ("help", "hydra_help", "cfg", "info", "shell_completion")
 # Environment variables may set where things go (hydra.*) but reach a run's records, which
 # are shared, only when asked: DEPTHLAB_ALLOW_ENV=1.
 ALLOW_ENV = "DEPTHLAB_ALLOW_ENV"
@@ -68,15 +74,13 @@ def check_command_line(argv: Sequence[str]) -> list[Config] | None:
     if any(getattr(args, name, None) for name in PASS_THROUGH):
         return None
     overrides = list(args.overrides)
-    if args.config_dir:  # as Hydra does: the folder joins the config search path
-        overrides.append(f"hydra.searchpath=[file://{Path(args.config_dir).resolve()}]")
-    configs, message = check_jobs(overrides, args.multirun, args.config_name or CONFIG_NAME)
+    where = {"config_path": args.config_path, "config_dir": args.config_dir}
+    name = args.config_name or CONFIG_NAME
+    configs, message = check_jobs(overrides, args.multirun, name, **where)
     status = EXIT_USAGE
     if not message and configs:
         try:
-            message = check_output(
-                overrides, args.multirun, args.config_name or CONFIG_NAME, configs
-            )
+            message = check_output(overrides, args.multirun, name, configs, **where)
         except FolderLockedError as exc:
             message, status = str(exc), EXIT_BUSY
     if message:
@@ -91,13 +95,18 @@ def first_problem(overrides: list[str], multirun: bool, config_name: str = CONFI
 
 
 def check_jobs(
-    overrides: list[str], multirun: bool, config_name: str = CONFIG_NAME
+    overrides: list[str],
+    multirun: bool,
+    config_name: str = CONFIG_NAME,
+    config_path: str | None = None,
+    config_dir: str | None = None,
 ) -> tuple[list[Config] | None, str]:
-    """Compose and validate every job: (their configs, '') or (None, the first problem)."""
+    """Compose and validate every job: (their configs, '') or (None, the first problem).
+    ``config_path`` and ``config_dir``: Hydra's ``--config-path`` and ``--config-dir``."""
     register_configs()  # the schema and group options, in case no app was imported yet
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3", job_name="check"):
-        job = overrides
-        try:
+    job = overrides
+    try:
+        with initialized(config_path, config_dir):
             check_once(overrides)
             jobs = expand_jobs(overrides, multirun, config_name)
             if jobs is None:
@@ -114,11 +123,36 @@ def check_jobs(
                 configs.append(to_config(composed))
                 validate(configs[-1], here=here)
                 check_fits(configs[-1], here=here)
-        except ConfigError as exc:
-            return None, str(exc)
-        except Exception as exc:  # Hydra's, OmegaConf's, or anything unforeseen: one line
-            return None, describe(exc, job, config_name)
+    except ConfigError as exc:
+        return None, str(exc)
+    except Exception as exc:  # Hydra's, OmegaConf's, or anything unforeseen: one line
+        return None, describe(exc, job, config_name)
     return configs, ""
+
+
+@contextlib.contextmanager
+def initialized(config_path: str | None = None, config_dir: str | None = None) -> Iterator[None]:
+    """Hydra set up as ``python -m depthlab.run`` sets it up: the primary config found on
+    ``config_path`` (default: the shipped configs), with ``config_dir`` searched first."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_automatic_config_search_path
+
+    run_file = str(Path(__file__).with_name("run.py"))
+    search = create_automatic_config_search_path(
+        run_file, None, config_path or f"pkg://{CONFIG_MODULE}"
+    )
+    if config_dir:
+        folder = Path(config_dir).absolute()
+        if not folder.is_dir():
+            raise ConfigError("--config-dir", config_dir, "an existing folder", "no such folder")
+        anchor = SearchPathQuery(provider="schema")
+        search.prepend(provider="command-line", path=f"file://{folder}", anchor=anchor)
+    GlobalHydra.instance().clear()
+    Hydra.create_main_hydra2(task_name="check", config_search_path=search)
+    try:
+        yield
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def check_once(overrides: list[str]) -> None:
@@ -165,29 +199,73 @@ def _raw_values(node: object, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def check_output(
-    overrides: list[str], multirun: bool, config_name: str, configs: list[Config]
+    overrides: list[str],
+    multirun: bool,
+    config_name: str,
+    configs: list[Config],
+    config_path: str | None = None,
+    config_dir: str | None = None,
 ) -> str:
     """The first problem with where the jobs would write (``hydra.run.dir`` or
-    ``hydra.sweep.dir``), as one line ('' if none): a file in place of the folder, a folder
-    this user cannot write in, or too little free disk for the records' estimate; a run
-    folder another process is writing raises FolderLockedError (unless ``lock_timeout``
-    asks to wait). Folders whose names Hydra alone can resolve are left to Hydra."""
-    key, folder = output_folder(overrides, multirun, config_name)
-    if folder is None:
-        return ""
+    ``hydra.sweep.dir``), as one line ('' if none): a path the system refuses, a file in
+    place of the folder, a folder this user cannot write in, several jobs of a sweep in one
+    folder, a relative ``data.path`` that a job's ``hydra.job.chdir`` would leave behind, or
+    too little free disk for the records' estimate; a run folder another process is writing
+    raises FolderLockedError, after waiting for it up to ``lock_timeout`` (Hydra writes a
+    job's files into its folder before the job starts). Folders whose names Hydra alone can
+    resolve are left to Hydra."""
+    with initialized(config_path, config_dir):
+        fixed = [o.input_line for o in _parsed(overrides) if not o.is_sweep_override()]
+        hydra_cfg = compose(config_name, overrides=fixed, return_hydra_config=True).hydra
+        sweep = multirun or hydra_cfg.mode == RunMode.MULTIRUN
+        key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+        try:
+            folder = Path(str(OmegaConf.select(hydra_cfg, key[len("hydra.") :])))
+        except Exception:  # an interpolation only Hydra's own run can resolve
+            return ""
+        subdir = str(OmegaConf.to_container(hydra_cfg.sweep, resolve=False).get("subdir"))
+        chdir = bool(hydra_cfg.job.chdir)
+    if sweep and len(configs) > 1 and "${" not in subdir:
+        return str(
+            ConfigError(
+                "hydra.sweep.subdir",
+                subdir,
+                "a pattern that differs per job, such as ${hydra.job.num} (the default)",
+                f"all {len(configs)} jobs would write into one folder",
+            )
+        )
+    for cfg in configs if chdir else []:
+        path = getattr(cfg.data, "path", "")
+        if path and not Path(path).expanduser().is_absolute():
+            return str(
+                ConfigError(
+                    "data.path",
+                    path,
+                    "an absolute path with hydra.job.chdir=true",
+                    "relative to the folder the job leaves",
+                )
+            )
+    try:
+        return _folder_problem(key, folder, configs)
+    except OSError as exc:  # a name too long, a loop: whatever the system refuses
+        reason = exc.strerror or str(exc)
+        return str(ConfigError(key, folder, "a folder path this system accepts", reason))
+
+
+def _folder_problem(key: str, folder: Path, configs: list[Config]) -> str:
+    """check_output's questions to the file system."""
     if folder.exists() and not folder.is_dir():
         return str(ConfigError(key, folder, "a folder path", "a file is in the way"))
     existing = next(p for p in [folder, *folder.parents] if p.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
-        return str(
-            ConfigError(key, folder, "a folder you can write in", f"{existing} is not writable")
-        )
-    if all(cfg.lock_timeout == 0 for cfg in configs):
-        for run_dir in [folder, *sorted(folder.glob("*/"))] if folder.is_dir() else []:
-            holder = holder_of(run_dir)
-            if holder:
-                raise FolderLockedError(run_dir, holder)
-    need = sum(records_bytes(cfg) for cfg in configs)
+        reason = f"{existing} is not writable"
+        return str(ConfigError(key, folder, "a folder you can write in", reason))
+    timeout = max(cfg.lock_timeout for cfg in configs)
+    for run_dir in [folder, *sorted(folder.glob("*/"))] if folder.is_dir() else []:
+        holder = wait_until_free(run_dir, timeout)  # before Hydra writes into it
+        if holder:
+            raise FolderLockedError(run_dir, holder)
+    need = sum(records_bytes(cfg) + JOB_FILES_BYTES for cfg in configs)
     free = shutil.disk_usage(existing).free
     if need > free:
         return str(
@@ -202,22 +280,9 @@ def check_output(
     return ""
 
 
-def output_folder(
-    overrides: list[str], multirun: bool, config_name: str
-) -> tuple[str, Path | None]:
-    """The key and the folder the jobs write into (None when it cannot be resolved here)."""
-    register_configs()
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3", job_name="check"):
-        parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-        parsed = parser.parse_overrides(overrides)
-        fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-        hydra_cfg = compose(config_name, overrides=fixed, return_hydra_config=True).hydra
-        sweep = multirun or hydra_cfg.mode == RunMode.MULTIRUN
-        key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
-        try:
-            return key, Path(str(OmegaConf.select(hydra_cfg, key[len("hydra.") :])))
-        except Exception:  # an interpolation only Hydra's own run can resolve
-            return key, None
+def _parsed(overrides: list[str]) -> list:
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    return parser.parse_overrides(overrides)
 
 
 def runs_elsewhere(overrides: list[str], config_name: str) -> bool:
@@ -251,8 +316,27 @@ def expand_jobs(overrides: list[str], multirun: bool, config_name: str) -> list[
         return None
     params = base.hydra.sweeper.get("params") or {}
     preset = [f"{key}={value}" for key, value in params.items()]
-    batches = BasicSweeper.split_arguments(parser.parse_overrides(preset + overrides), None)
+    every = parser.parse_overrides(preset + overrides)
+    sweeps = [o for o in every if o.is_sweep_override()]
+    count = math.prod(sweep_length(o) for o in sweeps)
+    if count == 0 or count > MAX_JOBS:
+        empty = next((o for o in sweeps if sweep_length(o) == 0), sweeps[0] if sweeps else None)
+        key, value = (
+            (empty.key_or_group, empty.input_line.partition("=")[2]) if empty else ("-m", "")
+        )
+        allowed = f"a sweep of 1..{MAX_JOBS} jobs (checking composes each, about 5 ms a job)"
+        raise ConfigError(key, value, allowed, f"the sweep makes {count} jobs")
+    batches = BasicSweeper.split_arguments(every, None)
     return [list(job) for batch in batches for job in batch]
+
+
+def sweep_length(override: Override) -> int:
+    """How many values a sweep override takes, counted without listing a range."""
+    value = override.value()
+    if isinstance(value, RangeSweep) and value.start is not None and value.stop is not None:
+        step = value.step or 1
+        return max(0, math.ceil((value.stop - value.start) / step))
+    return sum(1 for _ in override.sweep_string_iterator())
 
 
 def describe(exc: Exception, overrides: list[str], config_name: str) -> str:

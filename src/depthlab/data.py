@@ -93,6 +93,11 @@ class Data:
         parameters alone: no data are made (for memory estimates before any work)."""
         raise NotImplementedError
 
+    def making_bytes(self) -> int:
+        """About the memory that making the arrays takes beyond the arrays themselves
+        (0 for data that are read or cheap to make)."""
+        return 0
+
     def task(self) -> str:
         """``classification`` or ``regression`` (known before any data are made)."""
         return CLASSIFICATION
@@ -499,6 +504,12 @@ class Teacher(Data):
 
     def sizes(self) -> tuple[int, int, int, int]:
         return self.in_dim, self.num_outputs, self.num_train, self.num_test
+
+    def making_bytes(self) -> int:
+        """The teacher's float64 weights, and two layers' outputs of every sample at once."""
+        widths = [self.in_dim] + [self.width] * self.depth + [self.num_outputs]
+        weights = sum(i * o + o for i, o in itertools.pairwise(widths))
+        return 8 * (weights + 2 * (self.num_train + self.num_test) * max(widths))
 
     def check(self, key: str = "data") -> None:
         """Besides the ranges: classification needs a training sample per class (the class

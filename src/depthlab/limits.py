@@ -14,6 +14,7 @@ the memory estimate of ``depthlab.resources``; these bounds are per key.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, fields, is_dataclass
 
 from depthlab.errors import ConfigError
@@ -45,8 +46,8 @@ class Limit:
             return False
         if self.integer and not isinstance(value, int):
             return False
-        if not math.isfinite(value):
-            return False
+        if not math.isfinite(value) or 0 < abs(value) < sys.float_info.min:
+            return False  # subnormal: flushed to 0 where denormals are flushed
         above_low = value > self.low if self.open_low else value >= self.low
         return above_low and value <= self.high
 
@@ -133,7 +134,11 @@ def check_limits(obj: object) -> None:
         if not limit.holds(value):
             above = value > limit.high  # NaN compares False: "out of range"
             allowed = f"{limit.allowed()} ({limit.why})" if above else limit.allowed()
-            raise ConfigError(key, value, allowed, "too large" if above else "out of range")
+            reason = "too large" if above else "out of range"
+            if 0 < abs(value) < sys.float_info.min:
+                reason = "a subnormal number, which flushing denormals turns into 0"
+                allowed += f", and 0 or at least {sys.float_info.min:.3g} in size"
+            raise ConfigError(key, value, allowed, reason)
 
 
 def main() -> None:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -32,23 +34,37 @@ MIN_WAIT_SECONDS = 0.5
 class FolderLockedError(RuntimeError):
     """A run folder that another process is writing; the message names it and the holder."""
 
-    def __init__(self, folder: Path, holder: str) -> None:
+    def __init__(self, folder: Path, holder: str, message: str = "") -> None:
         self.folder = folder
         self.holder = holder
         super().__init__(
-            f"{folder} is being written by {holder}; wait for it to finish, or set "
+            message
+            or f"{folder} is being written by {holder}; wait for it to finish, or set "
             "lock_timeout=SECONDS to wait"
         )
 
 
+def _unusable(folder: Path, exc: OSError) -> FolderLockedError:
+    """A lock file that is a symlink, a FIFO or a device: never written through."""
+    return FolderLockedError(
+        folder,
+        "",
+        f"{folder / LOCK_FILE} is not a regular file ({exc.strerror or exc}); remove it "
+        "to run in this folder",
+    )
+
+
 def holder_of(folder: Path | str) -> str | None:
     """Who holds ``folder``'s lock now ('process 123 on host since TIME: COMMAND'), or None
-    when nobody does (no lock file, or one left by a process that has ended)."""
+    when nobody does (no lock file, or one left by a process that has ended);
+    FolderLockedError when the lock file is not a regular file."""
     path = Path(folder) / LOCK_FILE
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+        fd = _open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as exc:
+        raise _unusable(Path(folder), exc) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -58,6 +74,15 @@ def holder_of(folder: Path | str) -> str | None:
         return None
     finally:
         os.close(fd)
+
+
+def wait_until_free(folder: Path | str, timeout: float) -> str | None:
+    """Wait up to ``timeout`` seconds for nobody to hold ``folder``'s lock: None when
+    free, else its holder (see :func:`holder_of`). Takes no lock."""
+    deadline = time.monotonic() + timeout
+    while (holder := holder_of(folder)) and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+    return holder
 
 
 @contextlib.contextmanager
@@ -74,7 +99,10 @@ def locked(folders: Sequence[Path], timeout: float = 0.0) -> Iterator[None]:
 @contextlib.contextmanager
 def _locked(folder: Path, timeout: float) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = _open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    except OSError as exc:
+        raise _unusable(folder, exc) from None
     try:
         _acquire(fd, folder, timeout)
         os.ftruncate(fd, 0)
@@ -82,6 +110,16 @@ def _locked(folder: Path, timeout: float) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _open(path: Path, flags: int) -> int:
+    """Open the lock file ``path`` as a regular file only: never through a symlink (whose
+    target would be overwritten), never a FIFO or device (opening one may block)."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "a FIFO, device, socket or folder")
+    return fd
 
 
 def _acquire(fd: int, folder: Path, timeout: float) -> None:

@@ -509,7 +509,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: SWEEP_DIR={args.sweep_dir}: {exc}", file=sys.stderr)
         return 2
     matplotlib.use("Agg")
-    html_path, md_path = write_report(sweep, args.out)
+    try:
+        html_path, md_path = write_report(sweep, args.out)
+    except OSError as exc:  # a read-only folder, a full disk
+        print(f"error: cannot write the report: {exc}", file=sys.stderr)
+        return 1
     print(f"report: {html_path}")
     print(f"summary: {md_path}")
     return 0

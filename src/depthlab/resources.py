@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -106,7 +106,7 @@ class Estimate:
     """What a job (one config, all its replicas) needs, from its config alone."""
 
     run_bytes: int  # one run (replica) on the device: :func:`run_bytes`
-    data_bytes: int  # the data set: host copies while loading, plus the device's
+    data_bytes: int  # the data set: making it, host copies while loading, the device's
     probed_steps: int  # steps at which the probes run
     record_rows: int  # metric rows one run writes: batch losses, evaluations, probes
 
@@ -121,6 +121,7 @@ def estimate(cfg: Config) -> Estimate:
     itemsize = torch.empty((), dtype=DTYPES[cfg.dtype]).element_size()
     samples = num_train + num_test
     data = samples * (num_inputs * (DATA_COPIES * 8 + itemsize) + 8 * num_outputs)
+    data += cfg.data.making_bytes()
     probed = len(cfg.probes.steps(cfg.steps))
     evaluations = cfg.steps // cfg.eval_every + 2
     names = probe_names(cfg.probes.names) if cfg.probes.names else []
@@ -149,6 +150,12 @@ def check_fits(cfg: Config, here: bool = True) -> Estimate:
     if have is not None and wanted > have:
         keys = {k: getattr(cfg, k) for k in ("depth", "width", "replicas", "batch_size")}
         keys.update(dtype=cfg.dtype, data=cfg.data.name)
+        default = type(cfg.data)()
+        keys.update(
+            (f"data.{f.name}", getattr(cfg.data, f.name))
+            for f in fields(cfg.data)
+            if getattr(cfg.data, f.name) != getattr(default, f.name)
+        )
         raise ResourceError(
             keys,
             f"needs about {size_text(wanted)} of memory (data {size_text(need.data_bytes)}, "

@@ -138,6 +138,9 @@ def main() -> None:
     start, so when every job asks the same it is set here, before any parallel op.
     """
     configs = check_command_line(sys.argv[1:])
+    # A log file on a full disk: drop the lines it cannot take rather than print a
+    # traceback for each (the error that stops the run is printed on its own line).
+    logging.raiseExceptions = False
     if configs and all(cfg.flush_denormal for cfg in configs):
         torch.set_flush_denormal(True)
     app()
