@@ -390,3 +390,13 @@ def test_npz_file_is_read_once_per_version(tmp_path: Path, monkeypatch) -> None:
     np.savez(data.path, **good_arrays(np.random.default_rng(3)))
     data.check()
     assert len(reads) == 2 and data.sizes() == (4, 3, 50, 20)
+
+
+def test_inputs_whose_squares_overflow_are_refused() -> None:
+    from depthlab.data import Arrays, DataError, check_arrays
+
+    x = np.ones((20, 3))
+    x[7, 1] = 1e300
+    y = np.arange(20) % 2
+    with pytest.raises(DataError, match=r"^here: x_train has \|value\| 1e\+300 \(row 7\)"):
+        check_arrays(Arrays(x, y, np.ones((5, 3)), y[:5], "classification", 0), "here")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,14 @@ import torch
 
 from depthlab.config import Config
 from depthlab.provenance import record_row
-from depthlab.records import METRICS_DIR, RUN_FILE, SUPERSEDED_DIR, RunRecorder, read_run
+from depthlab.records import (
+    METRICS_DIR,
+    RUN_FILE,
+    SUPERSEDED_DIR,
+    RunRecorder,
+    read_metrics,
+    read_run,
+)
 from depthlab.results import load_sweep
 from depthlab.train import train
 
@@ -178,3 +186,11 @@ def test_a_sweep_killed_mid_run_resumes_with_nothing_duplicated_or_lost(
     for k, half in zip(killed, halves, strict=True):
         assert read_run(next((k / SUPERSEDED_DIR).iterdir()))["run_id"] == half["run_id"]
     assert "not run again" in out + err  # the log says which runs were skipped
+
+
+def test_a_finished_run_whose_metrics_are_gone_trains_again(tiny: Config, tmp_path: Path) -> None:
+    train(tiny, tmp_path)
+    shutil.rmtree(tmp_path / METRICS_DIR)
+    again = train(tiny, tmp_path)
+    assert not again.resumed and again.status == "ok"
+    assert len(read_metrics(tmp_path)) > 0

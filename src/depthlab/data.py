@@ -33,6 +33,7 @@ from depthlab.registry import Registry
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
+MAX_INPUT = 1e150  # inputs whose squares still fit float64 (standardising squares them)
 NUMERIC_KINDS = "biuf"  # NumPy dtype kinds: bool, signed and unsigned integers, floats
 MNIST1D_CLASSES = 10
 DIGITS_SAMPLES, DIGITS_CLASSES = 1797, 10
@@ -173,13 +174,21 @@ def _check_finite(a: np.ndarray, name: str, source: str) -> None:
 
 
 def _check_inputs(x: np.ndarray, name: str, source: str) -> np.ndarray:
-    """Inputs: numeric, at least 1-D, non-empty (samples and features), finite; returned
-    flattened to (N, d)."""
+    """Inputs: numeric, at least 1-D, non-empty (samples and features), finite and at most
+    ``MAX_INPUT`` in size; returned flattened to (N, d)."""
     _check_numeric(x, name, source)
     if x.ndim == 0 or x.size == 0:
         raise DataError(source, name, f"has no samples or no features (shape {x.shape})")
     x = x.reshape(len(x), -1)
     _check_finite(x, name, source)
+    if x.dtype.kind == "f" and np.abs(x).max() > MAX_INPUT:
+        row = int(np.argmax(np.abs(x).max(axis=1)))
+        raise DataError(
+            source,
+            name,
+            f"has |value| {np.abs(x[row]).max():.3g} (row {row}), above {MAX_INPUT:g}: "
+            "its square overflows, and standardising would turn the inputs into 0",
+        )
     return x
 
 

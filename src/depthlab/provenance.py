@@ -19,7 +19,13 @@ from typing import Any
 import torch
 
 from depthlab.config import Config, config_columns, resolve_loss
-from depthlab.records import SUPERSEDED_DIR, RecordsWriteError, read_run, set_aside_previous
+from depthlab.records import (
+    METRICS_DIR,
+    SUPERSEDED_DIR,
+    RecordsWriteError,
+    read_run,
+    set_aside_previous,
+)
 
 VERSIONED = ("depthlab", "torch", "numpy", "hydra-core", "omegaconf", "pandas", "pyarrow")
 
@@ -70,7 +76,8 @@ def finished_rows(cfg: Config, folders: list[Path], seeds: list[int]) -> list[di
     """The records of ``cfg`` already finished in its run ``folders`` (one per seed), when
     every one's run.parquet says ``ok`` or ``diverged`` (a result: training again would
     repeat it) for exactly this configuration; None when anything must run (again).
-    A ``running`` record is a run that was killed; ``failed`` ones are retried."""
+    A ``running`` record is a run that was killed; ``failed`` ones are retried, and so
+    are finished rows whose metrics folder holds no part file."""
     rows = []
     for folder, seed in zip(folders, seeds, strict=True):
         try:
@@ -83,10 +90,16 @@ def finished_rows(cfg: Config, folders: list[Path], seeds: list[int]) -> list[di
             for key, value in wanted.items()
             if key.partition(".")[0] not in HOW_KEYS
         )
-        if row["status"] not in ("ok", "diverged") or not same:
+        if row["status"] not in ("ok", "diverged") or not same or not _has_parts(folder):
             return None
         rows.append(row)
     return rows
+
+
+def _has_parts(folder: Path) -> bool:
+    """Whether the run's metrics are there (at least its step-0 part file): a finished row
+    whose metrics were deleted is no finished run."""
+    return any((folder / METRICS_DIR).glob("part-*.parquet"))
 
 
 def _plain(value: Any) -> Any:
