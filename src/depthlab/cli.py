@@ -104,25 +104,35 @@ def check_jobs(
     """Compose and validate every job: (their configs, '') or (None, the first problem).
     ``config_path`` and ``config_dir``: Hydra's ``--config-path`` and ``--config-dir``."""
     register_configs()  # the schema and group options, in case no app was imported yet
-    job = overrides
     try:
         with initialized(config_path, config_dir):
-            check_once(overrides)
-            jobs = expand_jobs(overrides, multirun, config_name)
-            if jobs is None:
-                return None, ""  # another sweeper: its own syntax, its own checks
-            here = not runs_elsewhere(overrides, config_name)
-            composer = JobComposer(
-                GlobalHydra.instance().config_loader(),
-                lambda first: compose(config_name, overrides=first),
-            )
-            configs = []
-            for job in jobs:
-                composed = composer(job)
-                check_environment(composed)
-                configs.append(to_config(composed))
-                validate(configs[-1], here=here)
-                check_fits(configs[-1], here=here)
+            return _check_jobs(overrides, multirun, config_name)
+    except ConfigError as exc:  # the config folder itself
+        return None, str(exc)
+
+
+def _check_jobs(
+    overrides: list[str], multirun: bool, config_name: str
+) -> tuple[list[Config] | None, str]:
+    """check_jobs inside an initialised Hydra (which describing an error needs too)."""
+    job = overrides
+    try:
+        check_once(overrides)
+        jobs = expand_jobs(overrides, multirun, config_name)
+        if jobs is None:
+            return None, ""  # another sweeper: its own syntax, its own checks
+        here = not runs_elsewhere(overrides, config_name)
+        composer = JobComposer(
+            GlobalHydra.instance().config_loader(),
+            lambda first: compose(config_name, overrides=first),
+        )
+        configs = []
+        for job in jobs:
+            composed = composer(job)
+            check_environment(composed)
+            configs.append(to_config(composed))
+            validate(configs[-1], here=here)
+            check_fits(configs[-1], here=here)
     except ConfigError as exc:
         return None, str(exc)
     except Exception as exc:  # Hydra's, OmegaConf's, or anything unforeseen: one line
