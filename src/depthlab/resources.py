@@ -41,6 +41,7 @@ ROWS_PER_PROBE = {"histogram": 150}
 ROWS_PER_OTHER_PROBE = 5
 MAX_RECORD_ROWS = 10**9  # per run: load_sweep holds about 40 bytes a row in memory
 BYTES_PER_ROW = 12  # a metric row on disk, compressed (measured: 4-9 bytes; rounded up)
+PART_FILE_BYTES = 4096  # a part file takes at least a 4 kB block (its content: about 2 kB)
 # Host copies made while loading a data set (generated, float64, standardised), 8 bytes each
 DATA_COPIES = 3
 
@@ -175,5 +176,8 @@ def size_text(count: int) -> str:
 
 
 def records_bytes(cfg: Config) -> int:
-    """About the disk space the records of ``cfg``'s runs take (all its replicas)."""
-    return cfg.replicas * estimate(cfg).record_rows * BYTES_PER_ROW
+    """About the disk space the records of ``cfg``'s runs take (all its replicas): the rows,
+    and a part file's own size at every evaluation (where a flush may happen)."""
+    evaluations = cfg.steps // cfg.eval_every + 2
+    rows = estimate(cfg).record_rows * BYTES_PER_ROW
+    return cfg.replicas * (rows + evaluations * PART_FILE_BYTES)
