@@ -2,9 +2,12 @@
 
 Hydra creates a run's folder before the task starts, and reports composition errors over
 several lines. So ``python -m depthlab.run`` first composes every job of the command line
-itself (expanding ``-m`` sweeps as Hydra's basic sweeper does), validates each, and on the
-first problem prints one line naming the key, the value and what is allowed, then exits
-with status 2: nothing runs and no folder is written.
+itself (expanding ``-m`` sweeps as Hydra's basic sweeper does), validates each (ranges,
+memory and records estimates, data files), looks at the command line as a whole (keys given
+twice, environment variables in records, sweep sizes) and at where it would write, and on
+the first problem prints one line naming the key, the value and what is allowed, then
+exits with status 2 (3 when another process is writing the output folder): nothing runs
+and no folder is written.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ ENV_RESOLVER = "oc.env:"
 
 def check_command_line(argv: Sequence[str]) -> list[Config] | None:
     """The validated config of every job of ``argv``; on a problem, one line on stderr and
-    exit status 2. None when Hydra is only asked to print something."""
+    exit status 2 (3: a folder another process writes). None when Hydra is only asked to
+    print something."""
     try:
         args = get_args_parser().parse_args(list(argv))
     except SystemExit:
