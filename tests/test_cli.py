@@ -218,3 +218,31 @@ def test_the_app_flushes_denormals_in_every_thread(tmp_path: Path) -> None:
         )
         assert proc.returncode == 0, proc.stderr
         assert read_run(run_dir)["denormals_flushed"] == expected
+
+
+@pytest.mark.slow
+def test_another_config_into_a_used_folder_sets_the_earlier_run_aside_whole(
+    tmp_path: Path,
+) -> None:
+    """Hydra writes a job's files before the job starts: the earlier run's .hydra files and
+    log are moved aside with its records, and an identical relaunch moves nothing."""
+    sweep = f"hydra.sweep.dir={tmp_path / 'sweep'}"
+    for args in (["depth=2,3", "steps=2"], ["depth=2,3", "steps=2"], ["depth=4,5", "steps=3"]):
+        proc = depthlab_run("-m", sweep, *args, *QUICK[:2], cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        if args[1] == "steps=2":  # the first run, then the identical relaunch (resumed)
+            assert not list(tmp_path.glob("sweep/**/.superseded"))
+    old = tmp_path / "sweep" / ".superseded"
+    (kept,) = old.iterdir()
+    assert "depth=2,3" in (kept / "multirun.yaml").read_text()
+    for job, depth in ((0, 2), (1, 3)):
+        (aside,) = (tmp_path / "sweep" / str(job) / ".superseded").iterdir()
+        assert f"depth: {depth}" in (aside / ".hydra" / "config.yaml").read_text()
+        assert read_run(aside)["depth"] == depth and (aside / "run.log").exists()
+        assert read_run(tmp_path / "sweep" / str(job))["depth"] == depth + 2
+    run = f"hydra.run.dir={tmp_path / 'run'}"
+    for steps in (2, 3):
+        assert depthlab_run(run, f"steps={steps}", *QUICK[:2], cwd=tmp_path).returncode == 0
+    (aside,) = (tmp_path / "run" / ".superseded").iterdir()
+    assert "steps: 2" in (aside / ".hydra" / "config.yaml").read_text()
+    assert "steps: 3" in (tmp_path / "run" / ".hydra" / "config.yaml").read_text()

@@ -93,6 +93,26 @@ def check_command_line(argv: Sequence[str]) -> list[Config] | None:
     return configs
 
 
+def run_folder(argv: Sequence[str]) -> Path | None:
+    """The folder a single run of ``argv`` (no sweep) writes into, ``hydra.run.dir``; None
+    for a sweep, or when only Hydra's own run can resolve its name."""
+    args = get_args_parser().parse_args(list(argv))
+    if args.multirun:
+        return None
+    with initialized(args.config_path, args.config_dir):
+        cfg = compose(
+            args.config_name or CONFIG_NAME,
+            overrides=list(args.overrides),
+            return_hydra_config=True,
+        )
+        if cfg.hydra.mode == RunMode.MULTIRUN:
+            return None
+        try:
+            return Path(str(cfg.hydra.run.dir))
+        except Exception:  # an interpolation only Hydra's own run can resolve
+            return None
+
+
 def first_problem(overrides: list[str], multirun: bool, config_name: str = CONFIG_NAME) -> str:
     """The first problem of the jobs that ``overrides`` make, as one line ('' if none)."""
     return check_jobs(overrides, multirun, config_name)[1]

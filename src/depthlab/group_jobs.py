@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from depthlab.composing import JobComposer
 from depthlab.config import Config, config_from_container, resolve_device, to_config
 from depthlab.grouping import plan
+from depthlab.provenance import set_aside_other_config
 from depthlab.records import RUN_FILE, read_run
 from depthlab.resources import device_bytes, run_bytes
 from depthlab.train import replica_dirs
@@ -71,7 +72,9 @@ def launches(
 ) -> list[list[str]]:
     """The override lists to launch for ``jobs``: the jobs themselves when every one has
     ``batching=off``, else one job per group (its first member's overrides, its own
-    folder ``.batches/K``, ``DEPTHLAB_BATCH=K``), with each group's manifest written."""
+    folder ``.batches/K``, ``DEPTHLAB_BATCH=K``), with each group's manifest written. A job
+    folder holding a run of another configuration has that run set aside first
+    (``provenance.set_aside_other_config``)."""
     from hydra.core.hydra_config import HydraConfig
 
     saved = HydraConfig.instance().cfg
@@ -81,6 +84,8 @@ def launches(
     finally:
         HydraConfig.instance().cfg = saved
     configs = [to_config(spec.pop("task")) for spec in specs]
+    for spec, cfg in zip(specs, configs, strict=True):  # before anything writes into them
+        set_aside_other_config(Path(spec["dir"]), cfg)
     if all(cfg.batching.max_runs() == 1 for cfg in configs):
         return jobs
     groups = plan(configs, _per_run_bytes, _capacity)

@@ -18,12 +18,14 @@ from typing import Any
 
 import torch
 
-from depthlab.config import Config, config_columns, resolve_loss
+from depthlab.config import Config, config_columns, config_from_file, resolve_loss
 from depthlab.records import (
     METRICS_DIR,
+    RUN_FILE,
     SUPERSEDED_DIR,
     RecordsWriteError,
     read_run,
+    set_aside,
     set_aside_previous,
 )
 
@@ -32,6 +34,7 @@ VERSIONED = ("depthlab", "torch", "numpy", "hydra-core", "omegaconf", "pandas", 
 # Keys (and groups) that change how a run is carried out, not what it computes: a finished
 # run counts as the same run whatever they were. Batched and captured steps compute what
 # eager single runs compute (float64: to 1e-9; see the README for float32).
+HYDRA_DIR = ".hydra"  # Hydra's files of a job: its config, overrides and Hydra's own config
 HOW_KEYS = ("resume", "threads", "flush_seconds", "cuda_graph", "batching", "lock_timeout")
 
 
@@ -116,6 +119,40 @@ def set_aside_stale(run_dir: Path) -> None:
             set_aside_previous(folder)
         except OSError as exc:
             raise RecordsWriteError(folder / SUPERSEDED_DIR, exc) from exc
+
+
+def set_aside_other_config(run_dir: Path, cfg: Config) -> Path | None:
+    """Before Hydra writes a job's files into ``run_dir``: when the folder holds a run of
+    another configuration (its ``.hydra/config.yaml`` differs from ``cfg`` in a key other
+    than :data:`HOW_KEYS`, or cannot be read), move everything of that run (Hydra's files,
+    its log, its records and replica folders) into ``run_dir/.superseded/TIME/``, so that
+    nothing of it is overwritten. A run of the same configuration stays for ``resume``.
+    Returns where the files went (None when nothing moved)."""
+    saved = run_dir / HYDRA_DIR / "config.yaml"
+    if not saved.is_file():
+        return None
+    try:
+        same = _key_columns(config_from_file(saved)) == _key_columns(cfg)
+    except Exception:  # an unreadable or now invalid config: another run
+        same = False
+    if same:
+        return None
+    names = [HYDRA_DIR, RUN_FILE, METRICS_DIR]
+    names += sorted(p.name for p in run_dir.iterdir() if p.name.endswith(".log"))
+    names += sorted(p.name for p in run_dir.glob("seed=*"))
+    try:
+        return set_aside(run_dir, names)
+    except OSError as exc:
+        raise RecordsWriteError(run_dir / SUPERSEDED_DIR, exc) from exc
+
+
+def _key_columns(cfg: Config) -> dict[str, Any]:
+    """The config columns that make a run what it is (all but :data:`HOW_KEYS`)."""
+    return {
+        key: _plain(value)
+        for key, value in config_columns(cfg).items()
+        if key.partition(".")[0] not in HOW_KEYS
+    }
 
 
 def _version(distribution: str) -> str | None:

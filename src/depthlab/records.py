@@ -136,10 +136,16 @@ def set_aside_previous(run_dir: Path) -> Path | None:
     ones nor delete them. Readers skip hidden folders, so set-aside records stay out of
     sweeps but remain on disk. Returns the folder they went to (None if there were none).
     """
-    old = [p for p in (run_dir / RUN_FILE, run_dir / METRICS_DIR) if p.exists()]
+    return set_aside(run_dir, [RUN_FILE, METRICS_DIR])
+
+
+def set_aside(folder: Path, names: list[str]) -> Path | None:
+    """Move the entries ``names`` of ``folder`` that exist (files or folders) into
+    ``folder/.superseded/TIME/``, keeping their names; the folder they went to, or None."""
+    old = [folder / name for name in names if (folder / name).exists()]
     if not old:
         return None
-    target = run_dir / SUPERSEDED_DIR / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
+    target = folder / SUPERSEDED_DIR / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
     target.mkdir(parents=True)
     for path in old:
         os.replace(path, target / path.name)

@@ -20,10 +20,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from depthlab import group_jobs, locks
-from depthlab.cli import EXIT_BUSY, EXIT_FAILED, EXIT_USAGE, check_command_line
+from depthlab.cli import EXIT_BUSY, EXIT_FAILED, EXIT_USAGE, check_command_line, run_folder
 from depthlab.config import register_configs, to_config
 from depthlab.data import DataError
 from depthlab.errors import ConfigError
+from depthlab.provenance import set_aside_other_config
 from depthlab.records import RecordsWriteError
 from depthlab.train import Member, train, train_group
 
@@ -138,6 +139,10 @@ def main() -> None:
     start, so when every job asks the same it is set here, before any parallel op.
     """
     configs = check_command_line(sys.argv[1:])
+    folder = run_folder(sys.argv[1:]) if configs else None
+    if folder is not None:  # before Hydra writes its files over another run's
+        with stopping_on_refusal():
+            set_aside_other_config(folder, configs[0])
     # A log file on a full disk: drop the lines it cannot take rather than print a
     # traceback for each (the error that stops the run is printed on its own line).
     logging.raiseExceptions = False

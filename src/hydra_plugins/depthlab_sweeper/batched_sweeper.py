@@ -87,8 +87,12 @@ class BatchedSweeper(Sweeper):
 
     def _sweep(self, jobs: list[list[str]], sweep_dir: Path) -> Any:
         from depthlab.group_jobs import launches
+        from depthlab.records import set_aside
 
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        saved = sweep_dir / "multirun.yaml"
+        if saved.is_file() and saved.read_text() != OmegaConf.to_yaml(self.config):
+            set_aside(sweep_dir, [saved.name, ".batches"])  # another sweep was here: keep it
+        OmegaConf.save(self.config, saved)
         todo = launches(self.hydra_context.config_loader, self.config, jobs, sweep_dir)
         if todo is not jobs:
             log.info(
