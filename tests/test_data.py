@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import depthlab.data
+from depthlab.config import check_option
 from depthlab.data import (
     CLASSIFICATION,
     DATASETS,
@@ -141,7 +142,7 @@ def test_standardize_off_keeps_raw_inputs() -> None:
 )
 def test_bad_parameters_name_the_key(data: Data, key: str) -> None:
     with pytest.raises(ConfigError) as err:
-        data.check()
+        check_option(data, "data")  # its limits, then its own rules
     assert err.value.key == key
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from depthlab.config import check_option
 from depthlab.errors import ConfigError
 from depthlab.inits import INITS, Gaussian, Init, Orthogonal
 
@@ -137,7 +138,7 @@ def test_name_field_matches_registry(name: str) -> None:
 )
 def test_bad_parameters_name_the_key(init: Init, key: str) -> None:
     with pytest.raises(ConfigError) as err:
-        init.check()
+        check_option(init, "init")  # its limits, then its own rules
     assert err.value.key == key
 
 

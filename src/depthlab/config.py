@@ -171,6 +171,13 @@ def _one_of(key: str, value: str, allowed: list[str] | tuple[str, ...]) -> None:
         raise ConfigError(key, value, allowed, "unknown value")
 
 
+def check_option(option: Any, group: str) -> None:
+    """Raise ConfigError for the first bad value of one option of ``group``: its numbers
+    against their limits (``depthlab.limits``), then its own rules (``option.check``)."""
+    check_limits(option, f"{group}.")
+    option.check(group)
+
+
 def validate(cfg: Config, here: bool = True) -> None:
     """Raise ConfigError (key, value, what is allowed) for the first invalid value: every
     numeric key within its limit (``depthlab.limits``), names among the registered ones,

@@ -42,7 +42,8 @@ class Init:
         raise NotImplementedError
 
     def check(self, key: str = "init") -> None:
-        """Raise ConfigError for a parameter out of range; ``key`` prefixes the field names."""
+        """Raise ConfigError for a rule of this option beyond the ranges of its numbers
+        (``depthlab.limits`` holds those); ``key`` prefixes the field names."""
 
     def branch_gain(self, branches: int) -> float:
         """Factor on the weights of each residual branch (hidden layers 2..L-1 with
@@ -63,16 +64,6 @@ class Init:
 INITS: Registry[type[Init]] = Registry("init")
 
 
-def _require_non_negative(key: str, value: float) -> None:
-    if not (math.isfinite(value) and value >= 0):
-        raise ConfigError(key, value, "a finite number >= 0")
-
-
-def _require_positive(key: str, value: float) -> None:
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(key, value, "a finite number > 0")
-
-
 @dataclass
 class _ZeroMeanBias(Init):
     """Mixin for initialisers whose bias is N(0, sigma_b2) (zero by default)."""
@@ -87,9 +78,6 @@ class _ZeroMeanBias(Init):
 
     def bias_variance(self, fan_in: int) -> float:
         return self.sigma_b2
-
-    def check(self, key: str = "init") -> None:
-        _require_non_negative(f"{key}.sigma_b2", self.sigma_b2)
 
 
 @INITS.register_option
@@ -140,10 +128,6 @@ class Gaussian(_ZeroMeanBias):
     def weight_variance(self, fan_in: int, fan_out: int) -> float:
         return self.sigma_w2 / fan_in
 
-    def check(self, key: str = "init") -> None:
-        _require_non_negative(f"{key}.sigma_w2", self.sigma_w2)
-        super().check(key)
-
 
 @INITS.register_option
 @dataclass
@@ -164,10 +148,6 @@ class SmallNormal(_ZeroMeanBias):
     def weight_variance(self, fan_in: int, fan_out: int) -> float:
         return self.std**2
 
-    def check(self, key: str = "init") -> None:
-        _require_non_negative(f"{key}.std", self.std)
-        super().check(key)
-
 
 @dataclass
 class _Xavier(_ZeroMeanBias):
@@ -177,10 +157,6 @@ class _Xavier(_ZeroMeanBias):
 
     def weight_variance(self, fan_in: int, fan_out: int) -> float:
         return self.gain**2 * 2.0 / (fan_in + fan_out)
-
-    def check(self, key: str = "init") -> None:
-        _require_positive(f"{key}.gain", self.gain)
-        super().check(key)
 
 
 @INITS.register_option
@@ -241,7 +217,6 @@ class _Kaiming(_ZeroMeanBias):
             raise ConfigError(f"{key}.nonlinearity", self.nonlinearity, KAIMING_NONLINEARITIES)
         if self.mode not in ("fan_in", "fan_out"):
             raise ConfigError(f"{key}.mode", self.mode, ("fan_in", "fan_out"))
-        _require_non_negative(f"{key}.negative_slope", self.negative_slope)
         super().check(key)
 
     def _torch_args(self) -> dict:
@@ -293,10 +268,6 @@ class Orthogonal(_ZeroMeanBias):
 
     def weight_variance(self, fan_in: int, fan_out: int) -> float:
         return self.gain**2 / max(fan_in, fan_out)
-
-    def check(self, key: str = "init") -> None:
-        _require_positive(f"{key}.gain", self.gain)
-        super().check(key)
 
 
 @INITS.register_option

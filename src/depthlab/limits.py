@@ -124,10 +124,12 @@ def numeric_keys(obj: object) -> list[tuple[str, object]]:
     return found
 
 
-def check_limits(obj: object) -> None:
-    """Raise ConfigError for the first numeric key of ``obj`` (a Config) outside its limit,
-    or without one (a field added without its line in LIMITS)."""
-    for key, value in numeric_keys(obj):
+def check_limits(obj: object, prefix: str = "") -> None:
+    """Raise ConfigError for the first numeric key of ``obj`` (a Config, or with ``prefix``
+    such as ``init.`` a group option) outside its limit, or without one (a field added
+    without its line in LIMITS)."""
+    for name, value in numeric_keys(obj):
+        key = f"{prefix}{name}"
         limit = LIMITS.get(key)
         if limit is None:
             raise ConfigError(key, value, "a key with a limit in depthlab.limits", "no limit")

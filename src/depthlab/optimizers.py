@@ -13,7 +13,6 @@ oracle.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -55,8 +54,7 @@ class Optimizer:
         raise NotImplementedError
 
     def check(self, key: str = "optimizer") -> None:
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ConfigError(f"{key}.weight_decay", self.weight_decay, "a finite number >= 0")
+        """Raise ConfigError for a rule between fields (ranges: ``depthlab.limits``)."""
 
 
 OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer")
@@ -287,8 +285,6 @@ class Momentum(Optimizer):
         )
 
     def check(self, key: str = "optimizer") -> None:
-        if not (0 <= self.momentum < 1):
-            raise ConfigError(f"{key}.momentum", self.momentum, "a number in [0, 1)")
         if self.nesterov and self.momentum == 0:
             raise ConfigError(
                 f"{key}.nesterov",
@@ -338,12 +334,3 @@ class Adam(Optimizer):
             eps=self.eps,
             weight_decay=self.weight_decay,
         )
-
-    def check(self, key: str = "optimizer") -> None:
-        for field in ("beta1", "beta2"):
-            value = getattr(self, field)
-            if not (0 <= value < 1):
-                raise ConfigError(f"{key}.{field}", value, "a number in [0, 1)")
-        if not (math.isfinite(self.eps) and self.eps > 0):
-            raise ConfigError(f"{key}.eps", self.eps, "a finite number > 0")
-        super().check(key)

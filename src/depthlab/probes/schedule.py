@@ -101,10 +101,6 @@ class ProbeSchedule:
                 raise ConfigError(
                     f"{key}.names", name, [*PRESETS, *PROBES.names()], "unknown probe"
                 )
-        for field_name in ("every", "log_points", "costly_every"):
-            value = getattr(self, field_name)
-            if not (isinstance(value, int) and 0 <= value < 2**62):
-                raise ConfigError(f"{key}.{field_name}", value, "an integer >= 0")
 
 
 SCHEDULES: Registry[type[ProbeSchedule]] = Registry("probes")
