@@ -97,20 +97,10 @@ def run_folder(argv: Sequence[str]) -> Path | None:
     """The folder a single run of ``argv`` (no sweep) writes into, ``hydra.run.dir``; None
     for a sweep, or when only Hydra's own run can resolve its name."""
     args = get_args_parser().parse_args(list(argv))
-    if args.multirun:
-        return None
     with initialized(args.config_path, args.config_dir):
-        cfg = compose(
-            args.config_name or CONFIG_NAME,
-            overrides=list(args.overrides),
-            return_hydra_config=True,
-        )
-        if cfg.hydra.mode == RunMode.MULTIRUN:
-            return None
-        try:
-            return Path(str(cfg.hydra.run.dir))
-        except Exception:  # an interpolation only Hydra's own run can resolve
-            return None
+        hydra_cfg = hydra_config(list(args.overrides), args.config_name or CONFIG_NAME)
+    _, sweep, folder = output_folder(hydra_cfg, args.multirun)
+    return None if sweep else folder
 
 
 def first_problem(overrides: list[str], multirun: bool, config_name: str = CONFIG_NAME) -> str:
@@ -127,7 +117,6 @@ def check_jobs(
 ) -> tuple[list[Config] | None, str]:
     """Compose and validate every job: (their configs, '') or (None, the first problem).
     ``config_path`` and ``config_dir``: Hydra's ``--config-path`` and ``--config-dir``."""
-    register_configs()  # the schema and group options, in case no app was imported yet
     try:
         with initialized(config_path, config_dir):
             return _check_jobs(overrides, multirun, config_name)
@@ -142,10 +131,11 @@ def _check_jobs(
     job = overrides
     try:
         check_once(overrides)
-        jobs = expand_jobs(overrides, multirun, config_name)
+        hydra_cfg = hydra_config(overrides, config_name)
+        jobs = expand_jobs(overrides, multirun, config_name, hydra_cfg)
         if jobs is None:
             return None, ""  # another sweeper: its own syntax, its own checks
-        here = not runs_elsewhere(overrides, config_name)
+        here = not runs_elsewhere(hydra_cfg)
         composer = JobComposer(
             GlobalHydra.instance().config_loader(),
             lambda first: compose(config_name, overrides=first),
@@ -171,6 +161,7 @@ def initialized(config_path: str | None = None, config_dir: str | None = None) -
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_automatic_config_search_path
 
+    register_configs()  # the schema and group options, in case no app was imported yet
     run_file = str(Path(__file__).with_name("run.py"))
     search = create_automatic_config_search_path(
         run_file, None, config_path or f"pkg://{CONFIG_MODULE}"
@@ -249,16 +240,12 @@ def check_output(
     job's files into its folder before the job starts). Folders whose names Hydra alone can
     resolve are left to Hydra."""
     with initialized(config_path, config_dir):
-        fixed = [o.input_line for o in _parsed(overrides) if not o.is_sweep_override()]
-        hydra_cfg = compose(config_name, overrides=fixed, return_hydra_config=True).hydra
-        sweep = multirun or hydra_cfg.mode == RunMode.MULTIRUN
-        key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
-        try:
-            folder = Path(str(OmegaConf.select(hydra_cfg, key[len("hydra.") :])))
-        except Exception:  # an interpolation only Hydra's own run can resolve
-            return ""
-        subdir = str(OmegaConf.to_container(hydra_cfg.sweep, resolve=False).get("subdir"))
-        chdir = bool(hydra_cfg.job.chdir)
+        hydra_cfg = hydra_config(overrides, config_name)
+    key, sweep, folder = output_folder(hydra_cfg, multirun)
+    if folder is None:
+        return ""
+    subdir = str(OmegaConf.to_container(hydra_cfg.sweep, resolve=False).get("subdir"))
+    chdir = bool(hydra_cfg.job.chdir)
     if sweep and len(configs) > 1 and "${" not in subdir:
         return str(
             ConfigError(
@@ -314,29 +301,43 @@ def _folder_problem(key: str, folder: Path, configs: list[Config]) -> str:
     return ""
 
 
-def _parsed(overrides: list[str]) -> list:
-    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-    return parser.parse_overrides(overrides)
-
-
-def runs_elsewhere(overrides: list[str], config_name: str) -> bool:
-    """Whether the launcher runs the jobs on other machines (a SLURM cluster): then what
-    this machine has (a GPU) says nothing about where they run, and the jobs check it."""
+def hydra_config(overrides: list[str], config_name: str) -> DictConfig:
+    """Hydra's own node of the config that ``overrides`` make (sweeps left out), inside an
+    initialised Hydra."""
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
     fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
-    hydra_cfg = compose(config_name, overrides=fixed, return_hydra_config=True).hydra
+    return compose(config_name, overrides=fixed, return_hydra_config=True).hydra
+
+
+def output_folder(hydra_cfg: DictConfig, multirun: bool) -> tuple[str, bool, Path | None]:
+    """(its key, whether it is a sweep's folder, the folder) where the jobs write:
+    ``hydra.sweep.dir`` for a sweep, else ``hydra.run.dir``; the folder is None when only
+    Hydra's own run can resolve its name."""
+    sweep = multirun or hydra_cfg.mode == RunMode.MULTIRUN
+    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+    try:
+        return key, sweep, Path(str(OmegaConf.select(hydra_cfg, key[len("hydra.") :])))
+    except Exception:  # an interpolation only Hydra's own run can resolve
+        return key, sweep, None
+
+
+def runs_elsewhere(hydra_cfg: DictConfig) -> bool:
+    """Whether the launcher runs the jobs on other machines (a SLURM cluster): then what
+    this machine has (a GPU) says nothing about where they run, and the jobs check it."""
     return str(hydra_cfg.launcher.get("_target_", "")).endswith(REMOTE_LAUNCHERS)
 
 
-def expand_jobs(overrides: list[str], multirun: bool, config_name: str) -> list[list[str]] | None:
+def expand_jobs(
+    overrides: list[str], multirun: bool, config_name: str, hydra_cfg: DictConfig | None = None
+) -> list[list[str]] | None:
     """The override lists of every job, as Hydra's basic sweeper forms them (None when the
     config chooses another sweeper). Sweeps preset in ``hydra.sweeper.params`` come first;
-    ``hydra.mode=MULTIRUN`` in the config or on the command line counts as ``-m``."""
+    ``hydra.mode=MULTIRUN`` in the config or on the command line counts as ``-m``.
+    ``hydra_cfg``: :func:`hydra_config` of the same overrides, when already composed."""
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
     parsed = parser.parse_overrides(overrides)
-    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    base = compose(config_name, overrides=fixed, return_hydra_config=True)
-    if not (multirun or base.hydra.mode == RunMode.MULTIRUN):
+    hydra_cfg = hydra_config(overrides, config_name) if hydra_cfg is None else hydra_cfg
+    if not (multirun or hydra_cfg.mode == RunMode.MULTIRUN):
         for o in parsed:
             if o.is_sweep_override():
                 raise ConfigError(
@@ -346,9 +347,9 @@ def expand_jobs(overrides: list[str], multirun: bool, config_name: str) -> list[
                     "several values",
                 )
         return [overrides]
-    if base.hydra.sweeper.get("_target_") not in BASIC_SWEEPERS:
+    if hydra_cfg.sweeper.get("_target_") not in BASIC_SWEEPERS:
         return None
-    params = base.hydra.sweeper.get("params") or {}
+    params = hydra_cfg.sweeper.get("params") or {}
     preset = [f"{key}={value}" for key, value in params.items()]
     every = parser.parse_overrides(preset + overrides)
     sweeps = [o for o in every if o.is_sweep_override()]
