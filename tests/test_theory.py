@@ -122,3 +122,153 @@ def test_measured_ratios_match_the_prediction(
     q1 = theory.input_length(sigma_w2, sigma_b2, float(x.pow(2).mean()))
     predicted = theory.predicted_ratios(activation, sigma_w2, sigma_b2, q1, depth - 1)
     assert np.median(measured / predicted) == pytest.approx(1.0, abs=tolerance)
+
+
+# --- closed forms, fixed points as roots, and the critical line -------------------------
+
+EPS = np.finfo(float).eps
+
+
+@pytest.mark.parametrize("name", ["linear", "erf"])
+@pytest.mark.parametrize("q", [1e-3, 0.3, 2.0, 16.0, 90.0])
+def test_quadrature_agrees_with_the_smooth_closed_forms(name: str, q: float) -> None:
+    """Two independent computations of the same Gaussian integrals: closed forms and the
+    quadrature every other activation relies on (1-D and 2-D, c up to 1)."""
+    exact, quadrature = theory.EXACT[name], theory.quadrature_kernel(name)
+    for f in ("second_moment", "second_moment_slope", "slope_moment"):
+        assert getattr(quadrature, f)(q) == pytest.approx(getattr(exact, f)(q), rel=1e-13)
+    for c in (-0.9, 0.0, 0.5, 0.999, 1 - 1e-9, 1.0):
+        for f in ("pair", "slope_pair"):
+            want = getattr(exact, f)(q, c)
+            assert getattr(quadrature, f)(q, c) == pytest.approx(want, rel=1e-9, abs=1e-15 * q)
+
+
+@pytest.mark.parametrize("c", [-0.9, 0.0, 0.5, 0.99])
+def test_relu_arc_cosine_kernels_against_monte_carlo(c: float) -> None:
+    """ReLU's kernels against 4e6 Gaussian pairs (within 5 standard errors); quadrature
+    cannot check them: it is only good to a few percent on the kink in two dimensions."""
+    q, n = 1.7, 4_000_000
+    rng = np.random.default_rng(0)
+    z1, z2 = rng.standard_normal(n), rng.standard_normal(n)
+    u1, u2 = np.sqrt(q) * z1, np.sqrt(q) * (c * z1 + np.sqrt(1 - c * c) * z2)
+    relu = theory.EXACT["relu"]
+    for exact, samples in (
+        (relu.pair(q, c), np.maximum(u1, 0) * np.maximum(u2, 0)),
+        (relu.slope_pair(q, c), (u1 > 0) & (u2 > 0)),
+    ):
+        assert abs(samples.mean() - exact) < 5 * samples.std() / np.sqrt(n)
+
+
+@pytest.mark.parametrize(
+    ("activation", "sigma_w2", "sigma_b2"),
+    [
+        ("tanh", 1.5, 0.05),
+        ("tanh", 1.0005, 0.0),
+        ("tanh", 25 / 9, 0.0),
+        ("sigmoid", 103.0, 0.0),
+        ("erf", 2.0, 0.05),
+        ("elu", 1.5, 0.1),
+        ("gelu", 1.2, 0.3),
+    ],
+)
+def test_fixed_point_is_a_root_to_machine_precision(
+    activation: str, sigma_w2: float, sigma_b2: float
+) -> None:
+    q = theory.fixed_point(activation, sigma_w2, sigma_b2)
+    assert 0 < q < np.inf
+    gap = theory.length_map(activation, sigma_w2, sigma_b2, q) - q
+    assert abs(gap) <= 8 * EPS * max(q, sigma_b2)
+
+
+@pytest.mark.parametrize(("sigma_w2", "sigma_b2"), [(1.0, 0.1), (1.9, 0.05), (1.999, 1e-3)])
+def test_relu_and_linear_fixed_points_are_the_closed_forms(
+    sigma_w2: float, sigma_b2: float
+) -> None:
+    assert theory.fixed_point("relu", sigma_w2, sigma_b2) == pytest.approx(
+        sigma_b2 / (1 - sigma_w2 / 2), rel=4 * EPS
+    )
+    w = sigma_w2 / 2
+    linear = theory.fixed_point("linear", w, sigma_b2)
+    assert linear == pytest.approx(sigma_b2 / (1 - w), rel=8 * EPS)
+    assert theory.xi_c("relu", sigma_w2, sigma_b2) == pytest.approx(-1 / np.log(sigma_w2 / 2))
+
+
+@pytest.mark.parametrize(
+    ("activation", "sigma_w2"), [("tanh", 1.0), ("relu", 2.0), ("linear", 1.0), ("erf", np.pi / 4)]
+)
+def test_exactly_critical_nets_have_infinite_xi_c_and_c_star_one(
+    activation: str, sigma_w2: float
+) -> None:
+    """chi_1 = 1 without bias: xi_c = inf and c* = 1 by construction (an iteration capped at
+    10,000 steps used to give tanh xi_c = 9,997 and c* = 0.184)."""
+    assert theory.chi_1(activation, sigma_w2, 0.0) == pytest.approx(1.0, abs=2 * EPS)
+    assert theory.correlation_fixed_point(activation, sigma_w2, 0.0) == 1.0
+    assert theory.xi_c(activation, sigma_w2, 0.0) > 1e15
+
+
+def test_critical_line_of_erf_without_bias_is_pi_over_4() -> None:
+    # chi_1 = sigma_w2 phi'(0)^2 = sigma_w2 4 / pi at q* = 0
+    assert theory.critical_sigma_w2("erf", 0.0) == pytest.approx(np.pi / 4, rel=2 * EPS)
+    assert theory.critical_sigma_w2("tanh", 0.0) == 1.0
+    assert theory.critical_sigma_w2("relu", 0.3) == 2.0
+    # with bias the boundary is a root of chi_1 - 1: the closed-form kernel and quadrature agree
+    quadrature = theory.quadrature_kernel("erf")
+    assert theory.critical_sigma_w2(quadrature, 0.05) == pytest.approx(
+        theory.critical_sigma_w2("erf", 0.05), rel=1e-12
+    )
+
+
+def test_ordered_side_near_criticality_is_minus_one_over_log_chi_1() -> None:
+    """tanh at 1.76 / 0.05 (0.01% below the line): 6 xi_c = 29,470 as independent code
+    found, not the 22,658 of an iteration stopped at c* = 0.99981."""
+    assert theory.correlation_fixed_point("tanh", 1.76, 0.05) == 1.0
+    assert 6 * theory.xi_c("tanh", 1.76, 0.05) == pytest.approx(29_470, rel=1e-4)
+    for step in (1e-2, 1e-4, 1e-6):
+        w = theory.critical_sigma_w2("erf", 0.05) * (1 - step)
+        chi = theory.chi_1("erf", w, 0.05)
+        assert theory.xi_c("erf", w, 0.05) == -1 / np.log(chi)
+        assert theory.xi_c("erf", w, 0.05) * (1 - chi) == pytest.approx(1, abs=2 * (1 - chi))
+
+
+@pytest.mark.parametrize("above", [1e-4, 1e-2, 0.3, 1.5])
+def test_chaotic_side_quadrature_agrees_with_erf_closed_forms(above: float) -> None:
+    """In the chaotic phase c* < 1 is a root; the quadrature path (what tanh uses) agrees
+    with erf's closed forms in q*, c*, xi_c and xi_q, however near the line. (Near the line
+    C(c) - c is small against quadrature's 1e-15, so agreement is 1e-10 / distance.)"""
+    w, b = theory.critical_sigma_w2("erf", 0.05) * (1 + above), 0.05
+    quadrature = theory.quadrature_kernel("erf")
+    c = theory.correlation_fixed_point("erf", w, b)
+    q = theory.fixed_point("erf", w, b)
+    assert c < 1
+    assert theory.correlation_map("erf", w, b, q, c) == pytest.approx(c, rel=8 * EPS, abs=8 * EPS)
+    for f in (theory.fixed_point, theory.correlation_fixed_point, theory.xi_c, theory.xi_q):
+        assert f(quadrature, w, b) == pytest.approx(f("erf", w, b), rel=max(1e-9, 1e-10 / above))
+
+
+def test_xi_c_diverges_from_both_sides_of_the_line() -> None:
+    critical = theory.critical_sigma_w2("tanh", 0.05)
+    below, above = (theory.xi_c("tanh", critical * (1 + s), 0.05) for s in (-1e-6, 1e-6))
+    assert below > 1e5 and above > 1e5
+    assert theory.xi_c("tanh", critical * 1.01, 0.05) < above
+
+
+def test_odd_phi_without_bias_decorrelates_fully_in_chaos() -> None:
+    assert theory.correlation_fixed_point("tanh", 25 / 9, 0.0) == 0.0
+    assert theory.correlation_fixed_point("erf", 2.0, 0.0) == 0.0
+
+
+def test_xi_q_is_the_slope_of_the_length_map() -> None:
+    """xi_q = -1 / ln L'(q*), with L' from Stein's lemma; against a central difference."""
+    for activation, w, b in (("tanh", 1.5, 0.05), ("sigmoid", 4.0, 0.1), ("elu", 1.2, 0.2)):
+        q, h = theory.fixed_point(activation, w, b), 1e-5
+        slope = (
+            theory.length_map(activation, w, b, q + h) - theory.length_map(activation, w, b, q - h)
+        ) / (2 * h)
+        assert theory.xi_q(activation, w, b) == pytest.approx(-1 / np.log(slope), rel=1e-7)
+
+
+def test_without_a_finite_fixed_point_depth_scales_are_undefined() -> None:
+    assert theory.fixed_point("relu", 2.5, 0.0) == np.inf
+    assert theory.fixed_point("relu", 2.0, 0.1) == np.inf
+    assert np.isnan(theory.xi_c("relu", 2.5, 0.0))
+    assert np.isnan(theory.correlation_fixed_point("relu", 2.0, 0.1))

@@ -65,6 +65,14 @@ def _gauss_pdf(z: np.ndarray) -> np.ndarray:
 _add("sigmoid", torch.sigmoid, _sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z)), True)
 # phi = tanh z;  phi' = 1 - tanh^2 z
 _add("tanh", torch.tanh, np.tanh, lambda z: 1.0 - np.tanh(z) ** 2, True)
+# phi = erf z;  phi' = (2 / sqrt(pi)) e^{-z^2}: tanh-like, with closed-form mean-field kernels
+_add(
+    "erf",
+    torch.erf,
+    special.erf,
+    lambda z: 2.0 / np.sqrt(np.pi) * np.exp(-np.square(z)),
+    True,
+)
 # phi = max(0, z);  phi' = 1[z > 0]
 _add("relu", torch.relu, lambda z: np.maximum(z, 0.0), lambda z: (z > 0).astype(float), False)
 # phi = z for z > 0, s z otherwise (s = 0.01)

@@ -200,7 +200,7 @@ def histogram(p: ProbeInput) -> dict[str, torch.Tensor]:
 
 # A unit saturates where its output is within 3% of the ends of phi's range (Glorot &
 # Bengio 2010 watched sigmoid units pinned near 0 or 1): |phi(u) - center| > half_width.
-SATURATION = {"sigmoid": (0.5, 0.47), "tanh": (0.0, 0.97)}
+SATURATION = {"sigmoid": (0.5, 0.47), "tanh": (0.0, 0.97), "erf": (0.0, 0.97)}
 
 
 @PROBES.register("units")

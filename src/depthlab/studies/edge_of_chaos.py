@@ -47,7 +47,7 @@ def theory_line(
 def line_grid(sigma_w2: np.ndarray, activation: str, sigma_b2: float) -> np.ndarray:
     """A log-spaced sigma_w2 grid over the swept range, with two points 2% either side of
     the critical sigma_w2 (where 6 xi_c is far above any swept depth; at the critical
-    point itself it is infinite, and xi_c costs seconds to converge near it)."""
+    point itself it is infinite)."""
     low, high = float(np.min(sigma_w2)) / 1.15, float(np.max(sigma_w2)) * 1.15
     critical = theory.critical_sigma_w2(activation, sigma_b2)
     grid = np.geomspace(low, high, LINE_POINTS)
