@@ -1,4 +1,4 @@
-"""Residual scaling (naive, fixup, skipinit): figures and verdict for a
+"""Residual scaling (naive, scaled_branches, skipinit): figures and verdict for a
 +experiment=residual_scaling sweep.
 
 python analysis/residual_scaling.py SWEEP_DIR [--out DIR]

@@ -54,7 +54,7 @@ METRICS = (
 
 def run_row(job: int, seed: int, depth: int) -> dict:
     """A run.parquet row with the columns ``train.record_row`` writes (values made up)."""
-    init = ("he", "xavier", "orthogonal", "fixup")[job % 4]
+    init = ("he", "xavier", "orthogonal", "scaled_branches")[job % 4]
     row = {
         "run_id": f"{job:05d}s{seed:02d}",
         "depth": depth,
@@ -64,7 +64,7 @@ def run_row(job: int, seed: int, depth: int) -> dict:
         "init": init,
         "init.sigma_b2": 0.0,
         "init.sigma_w2": 1.0 + (job % 7) / 3,
-        "residual": init == "fixup",
+        "residual": init == "scaled_branches",
         "branch_scale": 1.0,
         "norm": "none",
         "data": "mnist1d",

@@ -161,7 +161,7 @@ CHOICES = {
     "device": ["cpu", "auto", "tpu"],
     "dtype": ["float32", "float64", "float16"],
     "data": ["teacher", "quadratic", "digits", "mnist1d", "npz", "imagenet"],
-    "init": ["gaussian", "orthogonal", "xavier_normal", "fixup", "zeros"],
+    "init": ["gaussian", "orthogonal", "xavier_normal", "scaled_branches", "zeros"],
     "optimizer": ["sgd", "momentum", "adam", "lbfgs"],
     "probes": ["none", "minimal", "default", "full", "all"],
     "residual": ["true", "false", "maybe"],

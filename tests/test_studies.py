@@ -139,7 +139,7 @@ def test_analysis_command_line_rejects_a_missing_folder(tmp_path: Path, capsys) 
 def test_config_from_file_round_trips_a_run_config(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
-    cfg = Config(depth=4, init=INITS["fixup"](sigma_w2=1.5), lr=0.01, study="degradation")
+    cfg = Config(depth=4, init=INITS["scaled_branches"](sigma_w2=1.5), lr=0.01, study="degradation")
     path = tmp_path / "config.yaml"
     path.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     assert config_from_file(path) == cfg
@@ -151,11 +151,11 @@ def _branch_weights(init, residual: bool = True) -> tuple[MLP, list[torch.Tensor
     return model, [model.layer(l).linear.weight[0] for l in range(1, model.num_layers + 1)]
 
 
-def test_fixup_scales_each_branch_by_one_over_root_branches() -> None:
+def test_scaled_branches_scales_each_branch_by_one_over_root_branches() -> None:
     _, plain = _branch_weights(Gaussian(sigma_w2=2.0))
-    _, fixup = _branch_weights(INITS["fixup"](sigma_w2=2.0))
+    _, scaled = _branch_weights(INITS["scaled_branches"](sigma_w2=2.0))
     branches = 5  # hidden layers 2..6 carry skips
-    for l, (w, g) in enumerate(zip(plain, fixup, strict=True), start=1):
+    for l, (w, g) in enumerate(zip(plain, scaled, strict=True), start=1):
         gain = branches**-0.5 if 2 <= l <= 6 else 1.0
         torch.testing.assert_close(g, gain * w)  # the same draw, scaled
 

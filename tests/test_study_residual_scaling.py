@@ -17,7 +17,7 @@ LR = 0.05
 # init, status, loss at step 0, final loss, weight gradient of every branch layer
 RUNS = [
     ("kaiming_normal", "diverged", 1e20, np.nan, 1e10),
-    ("fixup", "ok", 3.0, 1.5, 2.0),
+    ("scaled_branches", "ok", 3.0, 1.5, 2.0),
     ("skipinit", "ok", 3.0, 1.6, 0.0),
 ]
 
@@ -56,7 +56,7 @@ def hand_made(runs=RUNS, depth: int = 100, steps: int = 200) -> Sweep:
 
 def test_first_step_change_sums_squared_gradients() -> None:
     change = study.first_step_change(hand_made(depth=10))
-    # layers 1 and L: 1 each; 9 branch layers: 2^2 (fixup), 0 (skipinit)
+    # layers 1 and L: 1 each; 9 branch layers: 2^2 (scaled_branches), 0 (skipinit)
     assert change["r1"] == pytest.approx(LR * (2 + 9 * 4))
     assert change["r2"] == pytest.approx(LR * 2)
 
@@ -64,15 +64,16 @@ def test_first_step_change_sums_squared_gradients() -> None:
 def test_outcomes_flag_frozen_branches_and_loss_drop() -> None:
     table = study.outcomes(hand_made()).set_index("init")
     assert table.loc["skipinit", "branch_grad_max"] == 0
-    assert table.loc["fixup", "branch_grad_max"] == 2.0
-    assert table.loc["fixup", "loss_drop"] == pytest.approx(0.5)
+    assert table.loc["scaled_branches", "branch_grad_max"] == 2.0
+    assert table.loc["scaled_branches", "loss_drop"] == pytest.approx(0.5)
     assert np.isnan(table.loc["kaiming_normal", "final_loss"])
-    assert table.loc["fixup", "overshoot"] == pytest.approx(LR * (2 + 99 * 4) / 3.0)
+    assert table.loc["scaled_branches", "overshoot"] == pytest.approx(LR * (2 + 99 * 4) / 3.0)
 
 
 def test_verdict_demands_a_deep_net_that_trains() -> None:
-    assert study.verdict(hand_made()).reproduced is True  # fixup trains, branches learn
-    frozen = study.verdict(hand_made([RUNS[0], ("fixup", "diverged", 400.0, np.nan, 1e3), RUNS[2]]))
+    assert study.verdict(hand_made()).reproduced is True  # scaled_branches trains, branches learn
+    diverged = ("scaled_branches", "diverged", 400.0, np.nan, 1e3)
+    frozen = study.verdict(hand_made([RUNS[0], diverged, RUNS[2]]))
     assert frozen.reproduced is False  # skipinit's loss falls, but only 2 layers learn
     assert frozen.numbers["skipinit_branch_grad_max"] == 0
     assert "one-hidden-layer" in frozen.text
@@ -90,9 +91,9 @@ def test_quick_sweep_naive_blows_up_and_skipinit_branches_learn(quick_sweep) -> 
     assert table.loc["skipinit", "status"] == "ok"
     # alpha starts at 0, so the branch weights get a gradient once alpha has moved
     assert table.loc["skipinit", "branch_grad_max"] > 0
-    assert table.loc["fixup", "branch_grad_max"] > 0
+    assert table.loc["scaled_branches", "branch_grad_max"] > 0
     # 1/sqrt(B) branches start with a far larger loss than the zero-branch net
-    assert table.loc["fixup", "initial_loss"] > 3 * table.loc["skipinit", "initial_loss"]
+    assert table.loc["scaled_branches", "initial_loss"] > 3 * table.loc["skipinit", "initial_loss"]
     figures = study.figures(sweep)
     assert set(figures) == {"training_loss", "delta_profiles"}
     for fig in figures.values():

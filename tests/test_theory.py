@@ -85,7 +85,7 @@ def test_every_init_states_its_mean_field_variances(name: str) -> None:
         "kaiming_uniform": (2.0, 0.0),
         "kaiming_normal": (2.0, 0.0),
         "orthogonal": (1.0, 0.0),
-        "fixup": (2.0, 0.0),  # outside the branches (theory does not cover residual nets)
+        "scaled_branches": (2.0, 0.0),  # outside the branches (theory does not cover residual nets)
         "skipinit": (2.0, 0.0),
     }[name]
     assert (sigma_w2, sigma_b2) == pytest.approx(expected)

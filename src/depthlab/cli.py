@@ -374,6 +374,13 @@ def sweep_length(override: Override) -> int:
     return sum(1 for _ in override.sweep_string_iterator())
 
 
+# Options that were renamed, with the reason the old name went (shown instead of "unknown")
+RENAMED = {
+    ("init", "fixup"): "renamed scaled_branches: it scales residual branches by "
+    "1/sqrt(#branches), which is not Fixup (Fixup needs branches of two or more layers)",
+}
+
+
 def describe(exc: Exception, overrides: list[str], config_name: str) -> str:
     """One line for a Hydra or OmegaConf error: the key, the value and what is allowed."""
     if (
@@ -382,7 +389,8 @@ def describe(exc: Exception, overrides: list[str], config_name: str) -> str:
         and "/" in str(exc.missing_cfg_file)
     ):
         group, _, option = str(exc.missing_cfg_file).rpartition("/")
-        return str(ConfigError(group, option, exc.options or [], "unknown option"))
+        reason = RENAMED.get((group, option), "unknown option")
+        return str(ConfigError(group, option, exc.options or [], reason))
     if "Config group override must be a string" in str(exc):  # data=0: a number, no name
         for line in overrides:
             key, _, value = line.lstrip("+~").partition("=")

@@ -272,19 +272,21 @@ class Orthogonal(_ZeroMeanBias):
 
 @INITS.register_option
 @dataclass
-class Fixup(Gaussian):
-    """Fixup-style (Zhang et al. 2019) branch scaling: Gaussian N(0, sigma_w2 / fan_in)
-    weights, with every residual branch's weights then scaled by B^{-1/2} for B branches.
+class ScaledBranches(Gaussian):
+    """Variance-preserving branch scaling: Gaussian N(0, sigma_w2 / fan_in) weights, with
+    every residual branch's weights then scaled by B^{-1/2} for B branches.
 
     The scaling keeps the variance that each block's centred part adds of order 1/B, which
     bounds the stream for zero-mean branches (tanh). ReLU branches are not zero-mean: their
     outputs are non-negative and add up coherently, so the stream still grows, about like
-    exp(sqrt(B / pi)) (measured: 212x over 99 branches). Fixup's own rule L^{-1/(2m-2)} is for
-    branches of m >= 2 layers; for one-layer branches it degenerates to zero branches (see
-    skipinit). On a plain network (no branches) this is the Gaussian init.
+    exp(sqrt(B / pi)) (measured: 212x over 99 branches). This is not Fixup (Zhang et al.
+    2019), whose rule (the last layer of each branch at 0, the others scaled by
+    L^{-1/(2m-2)}, scalar biases and a multiplier) needs branches of m >= 2 layers; for
+    depthlab's one-layer branches it degenerates to zero branches (see skipinit), so this
+    init was renamed from ``fixup``. On a plain network (no branches) it is the Gaussian init.
     """
 
-    name: str = "fixup"
+    name: str = "scaled_branches"
     sigma_w2: float = 2.0
 
     def branch_gain(self, branches: int) -> float:

@@ -3,7 +3,7 @@
 
 The model: a^l = a^{l-1} + phi(W^l a^{l-1} + b^l) for the B = L - 2 hidden layers l = 2..L-1
 (one-layer branches ending in the ReLU). Inits: ``kaiming_normal`` (naive, sigma_w2 = 2),
-``fixup`` (branch weights times B^{-1/2}), ``skipinit`` (each branch times a learned alpha
+``scaled_branches`` (branch weights times B^{-1/2}), ``skipinit`` (each branch times a learned alpha
 that starts at 0).
 
 Measured, per run: status and diverged_step; the training loss at step 0 and at the end
@@ -27,7 +27,7 @@ from depthlab.studies.base import STUDIES, Study, Verdict
 from depthlab.studies.common import at_step, metric_rows, network_curve
 
 KEYS = ["init", "depth", "status", "lr", "steps"]  # run columns; metric rows carry seeds
-NAIVE, SCALED = "kaiming_normal", ("fixup", "skipinit")
+NAIVE, SCALED = "kaiming_normal", ("scaled_branches", "skipinit")
 MIN_DEPTH = 100  # the presets' deep nets; shallower ones may train with any init
 MIN_STEPS = 100
 TRAINS = 0.2  # a run trains when its loss falls by at least this fraction of its start
@@ -148,7 +148,7 @@ def figures(sweep: Sweep) -> dict[str, plt.Figure]:
 
 def verdict(sweep: Sweep) -> Verdict:
     """Reproduced when, at depth >= 100, (1) every naive (kaiming_normal) run blows up:
-    ends ``diverged`` or its loss does not fall; and (2) at every depth, fixup or skipinit
+    ends ``diverged`` or its loss does not fall; and (2) at every depth, scaled_branches or skipinit
     trains a *deep* net: all its runs end ``ok`` with the loss falling by >= 20% of its
     step-0 value, and its residual branches receive a non-zero gradient (with exactly zero
     branch gradients only the first and output layers train: a one-hidden-layer net).
@@ -165,7 +165,7 @@ def verdict(sweep: Sweep) -> Verdict:
         return Verdict(
             "residual_scaling",
             None,
-            f"the sweep lacks {NAIVE} and fixup/skipinit runs of depth >= {MIN_DEPTH} "
+            f"the sweep lacks {NAIVE} and scaled_branches/skipinit runs of depth >= {MIN_DEPTH} "
             f"trained >= {MIN_STEPS} steps; run +experiment=residual_scaling. {text}",
             numbers,
         )
@@ -243,10 +243,10 @@ def _init_text(n: dict[str, float], init: str, deep: pd.DataFrame) -> str:
             "(relu'(0) = 0 with zero weights and biases), so they stay 0 and only the "
             "first and output layers train: it trains as a one-hidden-layer net"
         )
-    if init == "fixup":
+    if init == "scaled_branches":
         text += (
-            " (this 'fixup' is 1/sqrt(B) branch scaling: Fixup's own rule, L^(-1/(2m-2)) on "
-            "m-layer branches whose last layer starts at 0, degenerates for these one-layer "
+            " (1/sqrt(B) branch scaling, not Fixup: Fixup's rule, L^(-1/(2m-2)) on m-layer "
+            "branches whose last layer starts at 0, degenerates for these one-layer "
             "branches to zero branches, i.e. skipinit)"
         )
     return text
@@ -256,7 +256,7 @@ STUDIES.register("residual_scaling")(
     Study(
         "residual_scaling",
         "Without normalisation, does a 100-200 block residual ReLU MLP blow up with the "
-        "naive init, and does scaling its branches by 1/sqrt(B) (fixup) or zeroing them "
+        "naive init, and does scaling its branches by 1/sqrt(B) (scaled_branches) or zeroing them "
         "(skipinit) let it train?",
         "Fixup (Zhang et al. 2019); SkipInit (De & Smith 2020)",
         figures,
