@@ -333,7 +333,7 @@ def verdict(sweep: Sweep) -> Verdict:
     proportional = SLOPE_RANGE[0] <= fit.slope_low <= 1 <= fit.slope_high <= SLOPE_RANGE[1]
     about_six = fit.c_low <= CONSTANT_RANGE[1] and fit.c_high >= CONSTANT_RANGE[0]
     return Verdict(
-        "edge_of_chaos", proportional and about_six, _text(limits, fit, numbers), numbers
+        "edge_of_chaos", bool(proportional and about_six), _text(limits, fit, numbers), numbers
     )
 
 
