@@ -13,6 +13,7 @@ from depthlab.errors import ConfigError
 from depthlab.inits import INITS, Gaussian, Init
 from depthlab.model import MLP
 from depthlab.probes import PRESETS, PROBES, measure, probe_names
+from depthlab.probes.layer_stats import QUANTILES
 from depthlab.reference import ReferenceMLP
 
 F64 = torch.float64
@@ -56,6 +57,10 @@ def test_logged_values_equal_the_oracle(activation: str, depth: int, loss: str) 
         "preact_std": [z.std() for z in ref.zs],
         "act_mean": [a.mean() for a in ref.activations[1:]],
         "act_std": [a.std() for a in ref.activations[1:]],
+        **{
+            name: [np.quantile(a, level) for a in ref.activations[1:]]
+            for name, level in QUANTILES.items()
+        },
         "dphi_mean": [act.dphi(z).mean() for z in ref.zs[:-1]] + [1.0],  # linear output
     }
     for metric, expected in oracle.items():

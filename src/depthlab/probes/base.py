@@ -45,6 +45,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
         "grads",
         "preacts",
         "acts",
+        "quantiles",
         "units",
         "residual",
         UPDATES,

@@ -14,7 +14,8 @@ Reductions (each value is per replica r and layer l):
 - ``weight_grad_norm``, ``bias_grad_norm``: Frobenius / L2 norm of dJ/dW^l, dJ/db^l of the
   batch-mean loss (the gradient the optimiser uses); ``weight_norm``: ||W^l||_F.
 - ``preact_mean``, ``preact_std``: mean and (population) std of z^l over batch and units;
-  ``act_mean``, ``act_std``: the same for the layer output a^l.
+  ``act_mean``, ``act_std``: the same for the layer output a^l; ``act_q02`` .. ``act_q98``
+  its quantiles (see :func:`quantiles`).
 - ``dphi_mean``, ``saturation``, ``dead_frac``: see :func:`units`; ``branch_ratio``: see
   :func:`residual`; ``update_ratio``: see :func:`update_ratio` (needs a training step).
 """
@@ -162,6 +163,29 @@ def acts(p: ProbeInput) -> dict[str, torch.Tensor]:
     """act_mean, act_std: statistics of the layer output a^l over batch and units."""
     mean, std = _mean_std(p.tensors.outputs)
     return {"act_mean": mean, "act_std": std}
+
+
+# Levels of act_quantiles: the median, +-1 and +-2 standard deviations of a Gaussian
+# (Glorot & Bengio's Fig. 3 draws the 98th percentile and the standard deviation).
+QUANTILES = {"act_q02": 0.02, "act_q16": 0.16, "act_q50": 0.5, "act_q84": 0.84, "act_q98": 0.98}
+
+
+@PROBES.register("quantiles")
+def quantiles(p: ProbeInput) -> dict[str, torch.Tensor]:
+    """act_q02 .. act_q98: quantiles of the layer output a^l over batch and units (linear
+    interpolation between order statistics, as numpy.quantile): the whole distribution at
+    five levels, where a saturated fraction is one threshold count."""
+    levels = torch.tensor(list(QUANTILES.values()), dtype=F64, device=p.tensors.outputs[0].device)
+
+    def of_block(a: torch.Tensor) -> torch.Tensor:  # (K, R, B, n) -> (levels, K, R)
+        values = a.to(F64).flatten(2).sort(dim=2).values
+        position = levels * (values.shape[2] - 1)
+        low, high = position.floor().long(), position.ceil().long()
+        lower, upper = values[:, :, low], values[:, :, high]  # (K, R, levels)
+        return (lower + (position - low) * (upper - lower)).permute(2, 0, 1)
+
+    blocks = torch.cat([of_block(block) for block in layer_blocks(p.tensors.outputs)], dim=1)
+    return {name: blocks[i].T for i, name in enumerate(QUANTILES)}  # (R, L) each
 
 
 # |delta| histograms: fixed log10 bins of half a decade from 1e-60 to 1e+10 (the same for
