@@ -9,9 +9,10 @@ Measured: for each hidden layer l = 1..depth of a sigmoid net, at every probed s
 is a threshold count that jumps on a collapsed distribution). Reductions per run: the top
 hidden layer's minimum mean min_t m^depth(t), the first step it is reached, and the first
 step at which m^depth falls halfway from its start towards 0; whether and when it escapes
-(first step after the minimum at which the mean has won back half of its drop); its last
-mean; and, for the lower layers 1..depth-1, each one's mean averaged over time, its last
-mean and its largest saturated fraction.
+(first step after the minimum at which the mean is ESCAPE_FACTOR times the minimum: a
+pinned layer's mean drifts by far less); whether it recovered (won back half of its drop
+by the last step); its last mean; and, for the lower layers 1..depth-1, each one's mean
+averaged over time, its last mean and its largest saturated fraction.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ LOW_MEAN = 0.1  # "towards 0": the top layer's mean gets at least this low
 FAST_STEPS = 500  # "within a few hundred updates": halfway down by then
 LOWER_FLOOR = 0.4  # lower layers stay near or above 0.5: time-averaged mean >= this
 LOWER_SATURATED = 0.1  # and at most this fraction of their units saturated at any step
+ESCAPE_FACTOR = 5.0  # escaped: the top mean rises to this multiple of its minimum after it
 ESCAPE_STEPS = 30_000  # Glorot & Bengio: depth 4 escapes slowly, depth 5 not at all; a
 # sweep shorter than this cannot tell the two apart (escapes seen at 20-24k updates)
 
@@ -69,7 +71,7 @@ def top_layer_dip(table: pd.DataFrame) -> pd.DataFrame:
         halfway = top[top["mean"] <= start / 2]
         last = float(top["mean"].iloc[-1])
         bottom = int(top.loc[top["mean"].idxmin(), "step"])
-        after = top[(top["step"] > bottom) & (top["mean"] >= low + (start - low) / 2)]
+        after = top[(top["step"] > bottom) & (top["mean"] >= ESCAPE_FACTOR * low)]
         rows.append(
             {
                 "run_id": run_id,
@@ -237,8 +239,8 @@ def verdict(sweep: Sweep) -> Verdict:
     2. in every run the lower layers stay unsaturated near or above 0.5 (their means sit
        above 0.5 in the paper's figure): each one's time-averaged mean >= LOWER_FLOOR and at
        most LOWER_SATURATED of its units saturated at any step;
-    3. depth 4 escapes slowly: in at least half of its runs the top mean wins back half of
-       its drop after the minimum (``escape_step``);
+    3. depth 4 escapes slowly: in at least half of its runs the top mean rises to
+       ESCAPE_FACTOR times its minimum after reaching it (``escape_step``);
     4. depth 5 never does: no depth-5 run escapes.
 
     Claims 3 and 4 need runs of at least ESCAPE_STEPS updates. A shorter sweep is judged on
@@ -305,7 +307,9 @@ def _text(dips: pd.DataFrame) -> str:
         f"top hidden layer mean (start about 0.5) against lower layers; criteria: (1) halfway "
         f"to 0 within {FAST_STEPS} updates and minimum <= {LOW_MEAN}, (2) lower layers' means "
         f">= {LOWER_FLOOR} with <= {LOWER_SATURATED} saturated, (3) half of the depth-4 runs "
-        "escape (win back half the drop), (4) no depth-5 run does. " + ". ".join(parts) + "."
+        f"escape (the top mean rises to {ESCAPE_FACTOR:g}x its minimum), (4) no depth-5 run does. "
+        + ". ".join(parts)
+        + "."
     )
 
 
