@@ -25,9 +25,10 @@ BUDGET_S = 600
 
 
 def studies() -> list[str]:
-    """The study presets: conf/experiment/*.yaml without the quick variants."""
+    """The study presets: conf/experiment/*.yaml without the quick variants and the full
+    (GPU) forms."""
     names = (p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
-    return sorted(n for n in names if not n.endswith("_quick"))
+    return sorted(n for n in names if not n.endswith(("_quick", "_full")))
 
 
 def run_study(name: str, out: Path, quick: bool) -> tuple[float, int, str]:

@@ -20,16 +20,18 @@ from depthlab.studies.common import log_slope, main, retrain
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
-STUDY_NAMES = [p for p in PRESETS if not p.endswith("_quick")]
+STUDY_NAMES = [p for p in PRESETS if not p.endswith(("_quick", "_full"))]
 
 
 def test_every_study_has_a_preset_a_quick_variant_a_registered_study_and_a_script() -> None:
-    assert len(STUDY_NAMES) == 12
+    assert len(STUDY_NAMES) == 13
     for name in STUDY_NAMES:
         assert f"{name}_quick" in PRESETS
         assert name in STUDIES
         assert (ROOT / "analysis" / f"{name}.py").is_file()
     assert sorted(STUDIES.names()) == STUDY_NAMES
+    full = [p.removesuffix("_full") for p in PRESETS if p.endswith("_full")]
+    assert full and set(full) <= set(STUDY_NAMES)  # a GPU form extends a study's preset
 
 
 @pytest.mark.slow  # composes every job: about 60 ms each, 300 jobs
@@ -37,10 +39,10 @@ def test_every_study_has_a_preset_a_quick_variant_a_registered_study_and_a_scrip
 def test_every_job_of_every_preset_composes_and_validates(preset: str) -> None:
     configs, problem = check_jobs([f"+experiment={preset}"], multirun=True)
     assert problem == ""
-    assert configs and all(c.study == preset.removesuffix("_quick") for c in configs)
-    if preset.endswith("_quick"):
-        assert len(configs) <= 8  # quick variants stay quick
-        assert max(c.steps * c.depth for c in configs) <= 4000
+    study = preset.removesuffix("_quick").removesuffix("_full")
+    assert configs and all(c.study == study for c in configs)
+    if preset.endswith("_quick"):  # quick variants stay quick: at most 32,000 layer-steps
+        assert sum(c.steps * c.depth * c.replicas for c in configs) <= 32_000
 
 
 def test_log_slope_of_a_geometric_profile_is_its_log_rate() -> None:
