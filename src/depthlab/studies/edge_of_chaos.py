@@ -199,9 +199,16 @@ def _edges(values: np.ndarray, log: bool) -> np.ndarray:
     return np.exp(edges) if log else edges
 
 
+def _spread(limits: pd.DataFrame) -> np.ndarray:
+    """Error bars from L_max down to L_low and up to L_high (0 where rounding crosses)."""
+    below = limits["L_max"] - limits["L_low"]
+    above = limits["L_high"] - limits["L_max"]
+    return np.clip(np.array([below, above], dtype=float), 0, None)
+
+
 def heatmap_figure(table: pd.DataFrame, fit: Fit | None = None) -> plt.Figure:
     """Mean final training accuracy over seeds on sigma_w2 x depth (log depth), as in the
-    paper's figure, with 6 xi_c (red), the fitted c xi_c and its 95% band (white), each
+    paper's figure, with 6 xi_c (red), the fitted c xi_c and its 95% bounds (orange), each
     sigma_w2's L_max with its range over seeds (black), and the critical sigma_w2."""
     activation, sigma_b2 = table["activation"].iloc[0], float(table["sigma_b2"].iloc[0])
     w, d = np.sort(table["sigma_w2"].unique()), np.sort(table["depth"].unique())
@@ -217,15 +224,15 @@ def heatmap_figure(table: pd.DataFrame, fit: Fit | None = None) -> plt.Figure:
     ax.plot(line["sigma_w2"], line["trainable_depth"], "r-", lw=2, label=r"paper: $6\,\xi_c$")
     if fit is not None:
         label = rf"fit: ${fit.c:.1f}\,\xi_c$ (95%: {fit.c_low:.1f}-{fit.c_high:.1f})"
-        ax.plot(line["sigma_w2"], fit.c * line["xi_c"], "w--", lw=1.5, label=label)
-        band = (fit.c_low * line["xi_c"], fit.c_high * line["xi_c"])
-        ax.fill_between(line["sigma_w2"], *band, color="white", alpha=0.2, lw=0)
+        ax.plot(line["sigma_w2"], fit.c * line["xi_c"], "--", color="orange", lw=1.5, label=label)
+        for bound in (fit.c_low, fit.c_high):
+            ax.plot(line["sigma_w2"], bound * line["xi_c"], ":", color="orange", lw=1)
     limits = depth_limits(table)
     shown = limits[limits["censored"] == ""]
     ax.errorbar(
         shown["sigma_w2"],
         shown["L_max"],
-        yerr=[shown["L_max"] - shown["L_low"], shown["L_high"] - shown["L_max"]],
+        yerr=_spread(shown),
         fmt="o",
         color="black",
         mfc="white",
@@ -265,7 +272,7 @@ def scaling_figure(table: pd.DataFrame, fit: Fit | None = None) -> plt.Figure:
         ax.errorbar(
             part["xi_c"],
             part["L_max"],
-            yerr=[part["L_max"] - part["L_low"], part["L_high"] - part["L_max"]],
+            yerr=_spread(part),
             fmt=style,
             capsize=2,
             label=label,
