@@ -65,6 +65,7 @@ CASES = {
     "a folder name the system refuses": [f"hydra.run.dir={'x' * 300}/run"],
     "a group option that is a number": ["data=0"],
     "an override without a key": ["=3"],
+    "a renamed init": ["init=fixup", "residual=true"],
 }
 
 
@@ -76,6 +77,15 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     assert status == EXIT_USAGE
     assert err.count("\n") == 1 and err.startswith("error: "), err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_renamed_option_says_its_new_name_and_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    status, err = refusal(["init=fixup", "residual=true"], tmp_path, capsys)
+    assert status == EXIT_USAGE
+    assert err.startswith("error: init=fixup: renamed scaled_branches: it scales residual")
+    assert "not Fixup" in err
 
 
 def test_environment_variables_reach_records_only_when_asked(
