@@ -17,7 +17,14 @@ from depthlab.config import Config
 from depthlab.data import Teacher
 from depthlab.errors import ConfigError
 from depthlab.grouping import check_batchable, group_key, plan
-from depthlab.inits import Fixup, Gaussian, KaimingNormal, Orthogonal, SkipInit, TorchDefault
+from depthlab.inits import (
+    Gaussian,
+    KaimingNormal,
+    Orthogonal,
+    ScaledBranches,
+    SkipInit,
+    TorchDefault,
+)
 from depthlab.optimizers import Adam, Momentum
 from depthlab.probes.schedule import FullProbes, MinimalProbes, NoProbes
 from depthlab.records import read_metrics, read_run
@@ -80,7 +87,7 @@ def variants_of_plain(cfg: Config) -> list[Config]:
 
 def variants_of_residual(cfg: Config) -> list[Config]:
     base = dataclasses.replace(
-        cfg, activation="tanh", residual=True, optimizer=Adam(), lr=1e-2, init=Fixup()
+        cfg, activation="tanh", residual=True, optimizer=Adam(), lr=1e-2, init=ScaledBranches()
     )
     r = dataclasses.replace
     return [

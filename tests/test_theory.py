@@ -143,6 +143,16 @@ def test_quadrature_agrees_with_the_smooth_closed_forms(name: str, q: float) -> 
             assert getattr(quadrature, f)(q, c) == pytest.approx(want, rel=1e-9, abs=1e-15 * q)
 
 
+@pytest.mark.parametrize("q", [1e4, 1e8, 1e12])
+def test_one_dimensional_quadrature_resolves_any_length(q: float) -> None:
+    """At large q, phi' of a saturating phi is a spike of width 1/sqrt(q) in z; the rule puts
+    its nodes where phi bends, so chi stays exact (it used to reach 0 past the nodes)."""
+    for name in ("erf", "relu"):
+        exact, quadrature = theory.EXACT[name], theory.quadrature_kernel(name)
+        for f in ("second_moment", "second_moment_slope", "slope_moment"):
+            assert getattr(quadrature, f)(q) == pytest.approx(getattr(exact, f)(q), rel=1e-10)
+
+
 @pytest.mark.parametrize("c", [-0.9, 0.0, 0.5, 0.99])
 def test_relu_arc_cosine_kernels_against_monte_carlo(c: float) -> None:
     """ReLU's kernels against 4e6 Gaussian pairs (within 5 standard errors); quadrature
