@@ -41,6 +41,7 @@ HANIN_SLOPE = 5 / 4  # Var[ln(||delta^1|| / ||delta^L||)] per unit of beta, larg
 FORWARD_SLOPE = 5.0  # Var[ln q^H] per unit of beta, large width
 SLOPE_RANGE = (1.0, 1.5)  # criterion 1: the slope's interval overlaps 5/4 +- 20%
 RATIO_RANGE = (0.85, 1.15)  # criterion 2: the pooled measured / predicted overlaps 1 +- 15%
+NEEDED = ("delta_norm", "preact_mean", "preact_std")  # the delta and preacts probes
 MIN_SEEDS = 16
 MIN_BETAS = 3
 RESAMPLES = 1000
@@ -65,11 +66,14 @@ def predicted_variance(depth: int, width: int) -> float:
 
 def spread_table(sweep: Sweep) -> pd.DataFrame:
     """One row per run at step 0: depth, width, beta = depth / width, ``log_delta_ratio`` =
-    ln(||delta^1|| / ||delta^L||), ``log_q`` = ln q^H at the last hidden layer."""
+    ln(||delta^1|| / ||delta^L||), ``log_q`` = ln q^H at the last hidden layer. Empty
+    without step-0 records of the ``delta`` and ``preacts`` probes."""
     if sweep.metrics.empty:
         return pd.DataFrame()
     frame = sweep.frame(["depth", "width"])
     frame = frame[frame["step"] == 0]
+    if not set(NEEDED) <= set(frame["metric"]):
+        return pd.DataFrame()
     wide = frame.pivot_table(
         index=["run_id", "depth", "width"], columns=["metric", "layer"], values="value"
     )
@@ -253,7 +257,13 @@ def judge(table: pd.DataFrame) -> Verdict:
     Not reproduced when either fails; undecided with fewer than MIN_SEEDS seeds in a cell or
     fewer than MIN_BETAS values of beta."""
     if table.empty:
-        return Verdict("finite_width", None, "the sweep has no step-0 records.", {})
+        return Verdict(
+            "finite_width",
+            None,
+            "the sweep has no step-0 records of the delta and preacts probes; run "
+            "+experiment=finite_width.",
+            {},
+        )
     cells = cell_spreads(table)
     fit = growth(table)
     numbers = {
