@@ -17,6 +17,8 @@ averaged over time, its last mean and its largest saturated fraction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -113,8 +115,20 @@ def lower_layers(rows: pd.DataFrame) -> dict[str, float | str]:
     }
 
 
-def _panels(table: pd.DataFrame, title: str) -> tuple[plt.Figure, np.ndarray, list, list]:
-    """A grid of axes: one row per seed, one column per depth."""
+def _layer_colors(depth: int) -> dict[int, tuple]:
+    """One colour per hidden layer 1..depth, the top layer darkest in every panel."""
+    return dict(zip(range(1, depth + 1), sns.color_palette("viridis_r", depth), strict=True))
+
+
+LayerDrawing = Callable[[plt.Axes, pd.DataFrame, tuple, str], None]
+
+
+def _layer_panels(
+    table: pd.DataFrame, title: str, ylabel: str, draw: LayerDrawing, half: bool = True
+) -> plt.Figure:
+    """A grid of panels, one row per seed and one column per depth, in which ``draw(ax,
+    rows, colour, label)`` draws each hidden layer's rows against step (the top layer
+    darkest); ``half`` marks 0.5, where an unsaturated sigmoid sits."""
     depths, seeds = sorted(table["depth"].unique()), sorted(table["seed"].unique())
     fig, axes = plt.subplots(
         len(seeds),
@@ -125,101 +139,61 @@ def _panels(table: pd.DataFrame, title: str) -> tuple[plt.Figure, np.ndarray, li
         sharey=True,
     )
     fig.suptitle(title, fontsize=10)
-    return fig, axes, depths, seeds
-
-
-def _layer_colors(depth: int) -> dict[int, tuple]:
-    """One colour per hidden layer 1..depth, the top layer darkest in every panel."""
-    return dict(zip(range(1, depth + 1), sns.color_palette("viridis_r", depth), strict=True))
-
-
-def activation_figure(table: pd.DataFrame) -> plt.Figure:
-    """Glorot & Bengio's Fig. 2: each hidden layer's mean activation against step, with a
-    band of +-1 std over batch and units; rows seed, columns depth."""
-    fig, axes, depths, seeds = _panels(
-        table, "sigmoid activation by hidden layer: mean, band +-1 std"
-    )
     for (i, seed), (j, depth) in ((a, b) for a in enumerate(seeds) for b in enumerate(depths)):
         ax = axes[i][j]
         cell = table[(table["seed"] == seed) & (table["depth"] == depth)]
         for layer, rows in cell.groupby("layer"):
-            color = _layer_colors(depth)[layer]
             top = " (top)" if layer == depth else ""
-            ax.plot(rows["step"], rows["mean"], color=color, lw=1.3, label=f"layer {layer}{top}")
-            ax.fill_between(
-                rows["step"],
-                rows["mean"] - rows["std"],
-                rows["mean"] + rows["std"],
-                color=color,
-                alpha=0.2,
-                lw=0,
-            )
-        ax.axhline(0.5, color="grey", lw=0.6, ls=":")
+            draw(ax, rows, _layer_colors(depth)[layer], f"layer {layer}{top}")
+        if half:
+            ax.axhline(0.5, color="grey", lw=0.6, ls=":")
         ax.set_ylim(-0.05, 1.05)
         ax.set_title(f"{depth} hidden layers, seed {seed}", fontsize=9)
         if i == len(seeds) - 1:
             ax.set_xlabel("update (mini-batch of 10)")
         if j == 0:
-            ax.set_ylabel("activation mean +- std")
+            ax.set_ylabel(ylabel)
         ax.legend(fontsize=6, loc="upper right")
     fig.tight_layout()
     return fig
+
+
+def _mean_and_std(ax: plt.Axes, rows: pd.DataFrame, color: tuple, label: str) -> None:
+    ax.plot(rows["step"], rows["mean"], color=color, lw=1.3, label=label)
+    low, high = rows["mean"] - rows["std"], rows["mean"] + rows["std"]
+    ax.fill_between(rows["step"], low, high, color=color, alpha=0.2, lw=0)
+
+
+def _saturated(ax: plt.Axes, rows: pd.DataFrame, color: tuple, label: str) -> None:
+    ax.plot(rows["step"], rows["saturated"], color=color, label=label)
+
+
+def _quantiles(ax: plt.Axes, rows: pd.DataFrame, color: tuple, label: str) -> None:
+    ax.plot(rows["step"], rows["q50"], color=color, lw=1.2, label=label)
+    ax.fill_between(rows["step"], rows["q16"], rows["q84"], color=color, alpha=0.3, lw=0)
+    ax.fill_between(rows["step"], rows["q02"], rows["q98"], color=color, alpha=0.1, lw=0)
+
+
+def activation_figure(table: pd.DataFrame) -> plt.Figure:
+    """Glorot & Bengio's Fig. 2: each hidden layer's mean activation against step, with a
+    band of +-1 std over batch and units; rows seed, columns depth."""
+    title = "sigmoid activation by hidden layer: mean, band +-1 std"
+    return _layer_panels(table, title, "activation mean +- std", _mean_and_std)
 
 
 def saturation_figure(table: pd.DataFrame) -> plt.Figure:
     """The fraction of (sample, unit) pairs within 0.03 of 0 or 1, per hidden layer,
     against step; rows seed, columns depth."""
-    fig, axes, depths, seeds = _panels(
-        table, "saturated fraction by hidden layer (a within 0.03 of 0 or 1)"
-    )
-    for (i, seed), (j, depth) in ((a, b) for a in enumerate(seeds) for b in enumerate(depths)):
-        ax = axes[i][j]
-        cell = table[(table["seed"] == seed) & (table["depth"] == depth)]
-        for layer, rows in cell.groupby("layer"):
-            top = " (top)" if layer == depth else ""
-            ax.plot(
-                rows["step"],
-                rows["saturated"],
-                color=_layer_colors(depth)[layer],
-                label=f"layer {layer}{top}",
-            )
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_title(f"{depth} hidden layers, seed {seed}", fontsize=9)
-        if i == len(seeds) - 1:
-            ax.set_xlabel("update (mini-batch of 10)")
-        if j == 0:
-            ax.set_ylabel("saturated fraction")
-        ax.legend(fontsize=6, loc="upper right")
-    fig.tight_layout()
-    return fig
+    title = "saturated fraction by hidden layer (a within 0.03 of 0 or 1)"
+    return _layer_panels(table, title, "saturated fraction", _saturated, half=False)
 
 
 def distribution_figure(table: pd.DataFrame) -> plt.Figure:
     """Glorot & Bengio's Fig. 3 for the sigmoid: each hidden layer's distribution of
     activations against step, as its median with the 16-84% band (dark) and the 2-98% band
     (light); rows seed, columns depth."""
-    fig, axes, depths, seeds = _panels(
-        table, "sigmoid activations by hidden layer: median, 16-84% and 2-98% of (sample, unit)"
-    )
-    for (i, seed), (j, depth) in ((a, b) for a in enumerate(seeds) for b in enumerate(depths)):
-        ax = axes[i][j]
-        cell = table[(table["seed"] == seed) & (table["depth"] == depth)]
-        for layer, rows in cell.groupby("layer"):
-            color = _layer_colors(depth)[layer]
-            top = " (top)" if layer == depth else ""
-            ax.plot(rows["step"], rows["q50"], color=color, lw=1.2, label=f"layer {layer}{top}")
-            ax.fill_between(rows["step"], rows["q16"], rows["q84"], color=color, alpha=0.3, lw=0)
-            ax.fill_between(rows["step"], rows["q02"], rows["q98"], color=color, alpha=0.1, lw=0)
-        ax.axhline(0.5, color="grey", lw=0.6, ls=":")
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_title(f"{depth} hidden layers, seed {seed}", fontsize=9)
-        if i == len(seeds) - 1:
-            ax.set_xlabel("update (mini-batch of 10)")
-        if j == 0:
-            ax.set_ylabel("activation quantiles")
-        ax.legend(fontsize=6, loc="upper right")
-    fig.tight_layout()
-    return fig
+    title = "sigmoid activations by hidden layer: median, 16-84% and 2-98% of (sample, unit)"
+    return _layer_panels(table, title, "activation quantiles", _quantiles)
 
 
 def figures(sweep: Sweep) -> dict[str, plt.Figure]:
