@@ -3,7 +3,7 @@
 For each study: ``python -m depthlab.run -m +experiment=NAME hydra.sweep.dir=OUT/NAME``
 (timed), then ``python analysis/NAME.py OUT/NAME`` (its verdict). Prints one Markdown table
 row per study and writes the table to OUT/studies.md. The budget is 10 minutes per study on
-a 2-core CPU, longer for the two whose papers' numbers need long or deep grids (BUDGETS);
+a 2-core CPU, longer for the three whose papers' numbers need long or deep grids (BUDGETS);
 studies run one after another, never beside each other (two torch processes on two cores
 slow each other several-fold).
 
@@ -26,6 +26,7 @@ BUDGET_S = 600
 BUDGETS = {
     "saturation": 1200,  # 40,000 updates: depth 4's escape comes after 18,000-30,000
     "edge_of_chaos": 2700,  # 216 runs to depth 160: L_max against xi_c with 2 seeds a cell
+    "dynamics": 1500,  # 144 runs, 3.8M layer-steps: tanh nets need 1,000+ steps at depth 64
 }
 
 
