@@ -1,4 +1,6 @@
-"""The textbook net against the NumPy reference and scikit-learn: figures, verdict.
+"""The textbook net: both losses over one lr grid, against the NumPy reference: figures
+(summary: lr sensitivity and the slowdown on badly wrong samples; reference_agreement;
+accuracy) and the verdict.
 
 python analysis/textbook.py SWEEP_DIR [--out DIR]
 """

@@ -24,7 +24,7 @@ STUDY_NAMES = [p for p in PRESETS if not p.endswith(("_quick", "_full"))]
 
 
 def test_every_study_has_a_preset_a_quick_variant_a_registered_study_and_a_script() -> None:
-    assert len(STUDY_NAMES) == 13
+    assert len(STUDY_NAMES) == 14
     for name in STUDY_NAMES:
         assert f"{name}_quick" in PRESETS
         assert name in STUDIES
@@ -123,13 +123,21 @@ def test_seed_regression_retrains_each_run_to_its_record_and_fits(quick_sweep) -
 @pytest.mark.slow
 def test_textbook_equals_the_numpy_reference_and_shows_output_saturation(quick_sweep) -> None:
     sweep = load_sweep(quick_sweep("textbook"))
-    _, table = textbook.comparison(sweep)
-    by = table.set_index("variant")
-    assert by["max_rel_gap"].max() < 1e-10  # float64: the same numbers, step after step
+    table = textbook.lr_table(sweep)
+    best = textbook.best_lrs(table)
+    refs = textbook.reference_table(sweep, table, textbook.reference_runs(sweep, table, best))
+    assert len(refs) == 12  # both losses, 6 seeds, at the one lr of the quick grid
+    assert refs["max_rel_gap"].max() < 1e-10  # float64: the same numbers, step after step
+    by = refs.groupby("loss")
     # cross-entropy passes the whole error back; sigma' caps the squared loss's share at 1/4
-    assert by.loc["cross_entropy", "delta_over_error_initial"] == pytest.approx(1.0, abs=1e-12)
-    assert by.loc["squared", "delta_over_error_initial"] <= 0.25
-    assert by.loc["squared", "stuck_outputs_initial"] > 0.01  # N(0, 1) init saturates outputs
+    assert by["delta_over_error_initial"].max()["cross_entropy"] == pytest.approx(1, abs=1e-12)
+    assert by["delta_over_error_initial"].max()["squared"] <= 0.25
+    assert (refs["stuck_outputs_initial"].dropna() > 0.01).all()  # N(0, 1) saturates outputs
+    # a seed fixes the initial net: both losses see the same badly wrong samples
+    shares = refs.pivot_table(index="seed", columns="loss", values="badly_wrong_share")
+    assert (shares["squared"] == shares["cross_entropy"]).all() and len(shares) == 6
+    verdict = textbook.judge(table, refs)
+    assert verdict.reproduced is not None and "(4) not tested" in verdict.text
 
 
 def test_analysis_command_line_rejects_a_missing_folder(tmp_path: Path, capsys) -> None:
