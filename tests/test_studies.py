@@ -24,7 +24,7 @@ STUDY_NAMES = [p for p in PRESETS if not p.endswith(("_quick", "_full"))]
 
 
 def test_every_study_has_a_preset_a_quick_variant_a_registered_study_and_a_script() -> None:
-    assert len(STUDY_NAMES) == 14
+    assert len(STUDY_NAMES) == 15
     for name in STUDY_NAMES:
         assert f"{name}_quick" in PRESETS
         assert name in STUDIES

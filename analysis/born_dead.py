@@ -1,0 +1,11 @@
+"""Born dead ReLU nets: figures and verdict for a +experiment=born_dead sweep.
+
+python analysis/born_dead.py SWEEP_DIR [--out DIR]
+"""
+
+import sys
+
+from depthlab.studies.common import main
+
+if __name__ == "__main__":
+    sys.exit(main("born_dead"))
