@@ -82,12 +82,45 @@ def test_verdict_demands_a_deep_net_that_trains() -> None:
     assert study.verdict(hand_made(depth=30)).reproduced is None
 
 
+def _outcomes(deep_loss: float, seeds: int = 3, baseline: bool = True) -> pd.DataFrame:
+    """Outcome rows: skipinit at depth 100 ending at ``deep_loss`` + 0.02 * seed, and a
+    one-hidden-layer baseline at 1.85 + 0.02 * seed (three inits, the same net)."""
+    rows = []
+    for seed in range(seeds):
+        rows.append(("skipinit", 100, seed, "ok", deep_loss + 0.02 * seed))
+        if baseline:
+            rows += [(init, 1, seed, "ok", 1.85 + 0.02 * seed) for init in study.INITS]
+    return pd.DataFrame(rows, columns=["init", "depth", "seed", "status", "final_loss"])
+
+
+def test_a_deep_net_must_beat_the_one_hidden_layer_baseline_seed_by_seed() -> None:
+    trained = {"skipinit_trains_deep": 1.0}
+    gains = study.depth_gain(_outcomes(1.70))
+    assert gains.loc[0, "gain"] == pytest.approx(0.15) and gains.loc[0, "seeds"] == 3
+    assert gains.loc[0, "low"] == pytest.approx(0.15)  # paired: the seed offsets cancel
+    assert study.uses_depth(gains, trained)[0] is True
+    # an effectively shallow net: no better than one hidden layer
+    assert study.uses_depth(study.depth_gain(_outcomes(1.85)), trained)[0] is False
+    # too few seeds, or no baseline: left open, with the reason
+    assert study.uses_depth(study.depth_gain(_outcomes(1.70, seeds=2)), trained)[0] is None
+    open_claim = study.uses_depth(study.depth_gain(_outcomes(1.70, baseline=False)), trained)
+    assert open_claim[0] is None and "baseline" in open_claim[1]
+
+
+def test_a_diverged_deep_run_gains_nothing() -> None:
+    table = _outcomes(1.70)
+    table.loc[0, ["status", "final_loss"]] = ["diverged", np.nan]
+    gains = study.depth_gain(table)
+    assert gains.loc[0, "gain"] == -np.inf
+    assert study.uses_depth(gains, {"skipinit_trains_deep": 1.0})[0] is False
+
+
 @pytest.mark.slow
 def test_quick_sweep_naive_blows_up_and_skipinit_branches_learn(quick_sweep) -> None:
     sweep = load_sweep(quick_sweep("residual_scaling"))
     table = study.outcomes(sweep).set_index("init")
     assert table.loc["kaiming_normal", "status"] == "diverged"
-    assert table.loc["kaiming_normal", "delta_ratio_initial"] > 1e4  # 2^(29/2) ideally
+    assert table.loc["kaiming_normal", "delta_ratio_initial"] > 1e4  # 2^(99/2) ideally
     assert table.loc["skipinit", "status"] == "ok"
     # alpha starts at 0, so the branch weights get a gradient once alpha has moved
     assert table.loc["skipinit", "branch_grad_max"] > 0
@@ -99,4 +132,5 @@ def test_quick_sweep_naive_blows_up_and_skipinit_branches_learn(quick_sweep) -> 
     for fig in figures.values():
         assert isinstance(fig, Figure) and any(ax.lines for ax in fig.axes)
     verdict = STUDIES["residual_scaling"].verdict(sweep)
-    assert isinstance(verdict, Verdict) and verdict.reproduced is None  # depth 30
+    assert isinstance(verdict, Verdict) and verdict.reproduced is True  # claims (1) and (2)
+    assert "needs a one-hidden-layer baseline" in verdict.text

@@ -1,10 +1,12 @@
 """Transforms shared by the studies: picking steps and layers out of a sweep's tidy frame,
-fitting per-layer slopes, and the command line of the ``analysis/`` scripts."""
+fitting per-layer slopes, intervals over seeds, and the command line of the ``analysis/``
+scripts."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from depthlab.config import Config, config_from_file
 from depthlab.results import Sweep, load_sweep
@@ -53,6 +56,17 @@ def log_slope(layers: np.ndarray, values: np.ndarray) -> float:
     if ok.sum() < 2:
         return float("nan")
     return float(np.polyfit(layers[ok], np.log(values[ok]), 1)[0])
+
+
+def t_interval(values: np.ndarray) -> tuple[float, float, float]:
+    """(mean, low, high): mean +- t_{0.975, m-1} s / sqrt(m) over m values (NaN ends for
+    fewer than two)."""
+    values = np.asarray(values, float)
+    mean = float(values.mean()) if len(values) else math.nan
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
 
 
 def run_config(sweep: Sweep, run_id: str) -> Config:

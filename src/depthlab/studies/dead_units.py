@@ -20,7 +20,6 @@ inputs (its exact expectation over draws), n = 8 .. all: how much "dead on a bat
 from __future__ import annotations
 
 import functools
-import math
 import tempfile
 from pathlib import Path
 
@@ -29,7 +28,6 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
-from scipy import stats
 from scipy.special import gammaln
 
 from depthlab.config import DTYPES, config_from_file, resolve_device
@@ -40,7 +38,7 @@ from depthlab.probes.base import ProbeInput
 from depthlab.probes.layer_stats import activations_and_slopes, units
 from depthlab.results import Sweep
 from depthlab.studies.base import STUDIES, Study, Verdict
-from depthlab.studies.common import metric_rows
+from depthlab.studies.common import metric_rows, t_interval
 from depthlab.train import Member, build_model, replica_seeds, train_group
 
 KEYS = ["lr", "depth", "status", "steps"]  # run columns; metric rows carry their own seed
@@ -57,17 +55,6 @@ RESAMPLES = 1000  # bootstrap resamples of runs for the ratio's interval
 PANELS = [(-0.17, "initial_set", "grey", "step 0"), (0.17, "final_set", "C3", "end")]
 RUN_COLUMNS = ["run_id", "path", "seed", "status", "final_loss"]  # what rebuilding reads
 REBUILT_COLUMNS = ["run_id", "when", "inputs", "layer", "dead"]
-
-
-def t_interval(values: np.ndarray) -> tuple[float, float, float]:
-    """(mean, low, high): mean +- t_{0.975, m-1} s / sqrt(m) over m values (NaN ends for
-    fewer than two)."""
-    values = np.asarray(values, float)
-    mean = float(values.mean()) if len(values) else math.nan
-    if len(values) < 2:
-        return mean, math.nan, math.nan
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
 
 
 # ---- the nets rebuilt: dead on the training set and on n of its inputs -------------------

@@ -24,7 +24,7 @@ import seaborn as sns
 
 from depthlab.results import Sweep
 from depthlab.studies.base import STUDIES, Study, Verdict
-from depthlab.studies.common import at_step, metric_rows, network_curve
+from depthlab.studies.common import at_step, metric_rows, network_curve, t_interval
 
 KEYS = ["init", "depth", "status", "lr", "steps"]  # run columns; metric rows carry seeds
 NAIVE, SCALED = "kaiming_normal", ("scaled_branches", "skipinit")
@@ -33,6 +33,8 @@ MIN_STEPS = 100
 TRAINS = 0.2  # a run trains when its loss falls by at least this fraction of its start
 INITS = (NAIVE, *SCALED)
 FINISHED = ("ok", "diverged", "failed")  # runs still ``running`` are left out
+SHALLOW = 1  # the baseline: one hidden layer, no residual block (every init is the same net)
+MIN_SEEDS = 3  # paired seeds for the depth gain's t-interval
 
 
 def _branch_layers(rows: pd.DataFrame) -> pd.DataFrame:
@@ -146,12 +148,56 @@ def figures(sweep: Sweep) -> dict[str, plt.Figure]:
     return {"training_loss": loss_figure(sweep), "delta_profiles": profile_figure(sweep)}
 
 
+def depth_gain(table: pd.DataFrame) -> pd.DataFrame:
+    """Per scaled init and deep depth: how much lower the deep net's final training loss is
+    than the one-hidden-layer baseline's of the same seed (same lr, steps and data), mean
+    over the paired seeds with its Student-t 95% interval. A diverged deep run counts as a
+    loss of inf (it gained nothing); the baseline's loss is the mean over its runs of that
+    seed (at depth 1 every init builds the same net). Empty without a baseline."""
+    base = table[(table["depth"] == SHALLOW) & (table["status"] == "ok")]
+    base = base.groupby("seed")["final_loss"].mean()
+    rows = []
+    deep = table[(table["depth"] >= MIN_DEPTH) & table["init"].isin(SCALED)]
+    for (init, depth), runs in deep.groupby(["init", "depth"]):
+        final = runs.set_index("seed")["final_loss"].where(runs.set_index("seed")["status"] == "ok")
+        gain = (base - final.fillna(np.inf)).dropna()
+        mean, low, high = t_interval(gain) if np.isfinite(gain).all() else (-np.inf,) * 3
+        rows.append({"init": init, "depth": depth, "seeds": len(gain), "gain": mean,
+                     "low": low, "high": high, "baseline": float(base.mean())})  # fmt: skip
+    return pd.DataFrame(rows, columns=["init", "depth", "seeds", "gain", "low", "high", "baseline"])
+
+
+def uses_depth(gains: pd.DataFrame, n: dict[str, float]) -> tuple[bool | None, str]:
+    """Claim (3): some init that trains a deep net ends below the one-hidden-layer baseline
+    at every deep depth, the 95% interval of the paired gain above 0. None (with the
+    reason) without a baseline of MIN_SEEDS seeds paired with the deep runs."""
+    trained = [i for i in SCALED if n.get(f"{i}_trains_deep") == 1]
+    mine = gains[gains["init"].isin(trained)] if len(gains) else gains
+    if not trained or mine.empty or mine["seeds"].min() < MIN_SEEDS:
+        return None, (
+            f"(3) whether the trained net uses its depth needs a one-hidden-layer baseline "
+            f"(depth={SHALLOW}) with {MIN_SEEDS} seeds paired with the deep runs; run "
+            "+experiment=residual_scaling"
+        )
+    parts = [
+        f"{r.init} at depth {r.depth} ends {r.gain:+.3f} ({r.low:+.3f}..{r.high:+.3f}, "
+        f"{r.seeds} seeds) below the baseline's {r.baseline:.3f}"
+        for r in mine.itertuples()
+    ]
+    ok = any((part["low"] > 0).all() for _, part in mine.groupby("init"))
+    verb = "uses" if ok else "does not show that it uses"
+    return ok, f"(3) the trained deep net {verb} its depth: " + "; ".join(parts)
+
+
 def verdict(sweep: Sweep) -> Verdict:
     """Reproduced when, at depth >= 100, (1) every naive (kaiming_normal) run blows up:
-    ends ``diverged`` or its loss does not fall; and (2) at every depth, scaled_branches or skipinit
-    trains a *deep* net: all its runs end ``ok`` with the loss falling by >= 20% of its
-    step-0 value, and its residual branches receive a non-zero gradient (with exactly zero
-    branch gradients only the first and output layers train: a one-hidden-layer net).
+    ends ``diverged`` or its loss does not fall; (2) at every depth, scaled_branches or
+    skipinit trains a *deep* net: all its runs end ``ok`` with the loss falling by >= 20% of
+    its step-0 value, and its residual branches receive a non-zero gradient (with exactly
+    zero branch gradients only the first and output layers train: a one-hidden-layer net);
+    and (3), where the sweep can tell (:func:`uses_depth`: a one-hidden-layer baseline with
+    MIN_SEEDS paired seeds), that net ends below the baseline's loss, the 95% interval of
+    the paired gain above 0. Without the baseline (3) is left open and the text says so.
     Undecided without runs of the naive and a scaled init at depth >= 100 trained for >=
     MIN_STEPS updates."""
     table = outcomes(sweep)
@@ -171,7 +217,15 @@ def verdict(sweep: Sweep) -> Verdict:
         )
     naive_blows = numbers[f"{NAIVE}_blew_up"] == numbers[f"{NAIVE}_runs"]
     deep_trains = any(numbers.get(f"{init}_trains_deep", 0) == 1 for init in SCALED)
-    return Verdict("residual_scaling", bool(naive_blows and deep_trains), text, numbers)
+    gains = depth_gain(table)
+    uses, said = uses_depth(gains, numbers)
+    for r in gains.itertuples():
+        numbers |= {
+            f"{r.init}_depth{r.depth}_gain": r.gain,
+            f"{r.init}_depth{r.depth}_gain_low": r.low,
+        }
+    ok = naive_blows and deep_trains and uses is not False
+    return Verdict("residual_scaling", bool(ok), f"{text} {said}.", numbers)
 
 
 def _numbers(deep: pd.DataFrame) -> dict[str, float]:
