@@ -107,5 +107,5 @@ def test_quick_sweep_shows_explosion_and_a_recorded_divergence(quick_sweep) -> N
         assert isinstance(fig, Figure)
         assert any(ax.lines or ax.collections for ax in fig.axes)
     verdict = STUDIES["exploding"].verdict(sweep)
-    assert isinstance(verdict, Verdict) and verdict.reproduced is None  # 20 steps
+    assert isinstance(verdict, Verdict) and verdict.reproduced is True  # 100 steps: it decides
     assert verdict.numbers["blowup_diverged_fraction"] == 1

@@ -78,6 +78,11 @@ def test_verdict_on_hand_made_runs() -> None:
     )
     assert study.verdict(hand_made([RUNS[0], ("xavier_normal", 0.5, 2.3, 1.5)])).reproduced is False
     assert study.verdict(hand_made(steps=20)).reproduced is None
+    # trains: a fixed margin below the stalled Xavier runs, not a fraction of their loss
+    barely = study.verdict(hand_made([("kaiming_normal", 1.0, 3.5, 2.10), RUNS[1]]))
+    assert barely.reproduced is False and barely.numbers["worst_case_gap"] < study.MARGIN
+    clearly = study.verdict(hand_made([("kaiming_normal", 1.0, 3.5, 1.80), RUNS[1]]))
+    assert clearly.reproduced is True
 
 
 @pytest.mark.slow
@@ -94,4 +99,5 @@ def test_quick_sweep_ratios_match_he_et_al(quick_sweep) -> None:
     for fig in figures.values():
         assert isinstance(fig, Figure) and any(ax.lines for ax in fig.axes)
     verdict = STUDIES["init_comparison"].verdict(sweep)
-    assert isinstance(verdict, Verdict) and verdict.reproduced is None  # 20 steps
+    assert isinstance(verdict, Verdict) and verdict.reproduced is True  # 500 steps: decides
+    assert verdict.numbers["worst_case_gap"] > study.MARGIN
