@@ -120,6 +120,13 @@ def test_bad_values_are_one_line_with_key_value_and_allowed(
     assert "allowed: " in message and "\n" not in message
 
 
+def test_a_preset_without_its_plus_is_told_to_add_one() -> None:
+    for key in ("experiment", "variant"):
+        message = first_problem([f"{key}=vanishing_quick"], multirun=True)
+        assert message.startswith(f"{key}=vanishing_quick: not in the defaults list")
+        assert f"allowed: +{key}=vanishing_quick" in message and "\n" not in message
+
+
 def test_unknown_key_lists_the_keys_that_exist() -> None:
     message = first_problem(["init=gaussian", "init.sigma_w=2"], multirun=False)
     assert message.endswith("allowed: name, sigma_b2, sigma_w2")

@@ -40,6 +40,7 @@ from depthlab.resources import check_fits, records_bytes, size_text
 
 CONFIG_MODULE = "depthlab.conf"
 CONFIG_NAME = "config"
+ADDED_GROUPS = ("experiment", "variant")  # config groups outside the defaults list
 EXIT_FAILED = 1  # a run failed, or its records could not be written
 EXIT_USAGE = 2  # the command line was refused: nothing ran, nothing was written
 EXIT_BUSY = 3  # a run folder is being written by another process
@@ -396,6 +397,12 @@ def describe(exc: Exception, overrides: list[str], config_name: str) -> str:
             key, _, value = line.lstrip("+~").partition("=")
             if key in GROUPS and value not in GROUPS[key]:
                 return str(ConfigError(key, value, GROUPS[key].names(), "unknown option"))
+    if "No match in the defaults list" in str(exc):  # experiment=NAME: a group added with +
+        for line in overrides:
+            key, _, value = line.partition("=")
+            if key in ADDED_GROUPS:
+                allowed = f"+{key}={value} (a preset is added to the defaults, with +)"
+                return str(ConfigError(key, value, allowed, "not in the defaults list"))
     if isinstance(exc, OverrideParseException):
         return (
             f"cannot parse the command line: {_first_line(exc)}; allowed: key=value "
