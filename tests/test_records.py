@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from depthlab.errors import ConfigError
 from depthlab.records import (
     METRICS_DIR,
     METRICS_SCHEMA,
@@ -112,6 +113,23 @@ def test_sweep_frame_joins_swept_keys(tmp_path: Path) -> None:
     frame = sweep.frame()
     assert isinstance(frame, pd.DataFrame)
     assert list(frame["depth"]) == list(frame["value"].astype(int))
+    assert frame["layers_from_output"].isna().all()  # network-level rows have no layer
+
+
+def test_sweep_frame_aligns_depths_at_the_output_and_names_an_unknown_key(tmp_path: Path) -> None:
+    for job, depth in enumerate((3, 10)):
+        rec = recorder(tmp_path / str(job), depth)
+        for layer in range(1, depth + 2):  # hidden layers 1..depth, output layer depth + 1
+            rec.log(0, layer, "delta_norm", float(layer))
+        rec.finish("ok")
+    sweep = load_sweep(tmp_path)
+    frame = sweep.frame(["depth", "status"])
+    distance = frame["depth"] + 1 - frame["value"]
+    assert (frame["layers_from_output"] == distance).all()
+    at_output = frame[frame["layers_from_output"] == 0]
+    assert sorted(at_output["value"]) == [4.0, 11.0]  # each net's output layer
+    with pytest.raises(ConfigError, match="keys=widht: not a run column"):
+        sweep.frame(["widht"])
 
 
 def test_load_sweep_orders_jobs_numerically_beside_named_folders(tmp_path: Path) -> None:

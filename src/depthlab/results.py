@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from depthlab.errors import ConfigError
 from depthlab.records import (
     METRIC_NAME,
     METRICS_DIR,
@@ -90,11 +91,23 @@ class Sweep:
         ]
 
     def frame(self, keys: list[str] | None = None) -> pd.DataFrame:
-        """Metric rows joined with run columns (default: the swept keys and ``status``)."""
+        """Metric rows joined with run columns (default: the swept keys and ``status``; any
+        column of ``runs`` may be asked for), plus ``layers_from_output`` = L - l, the
+        layer's distance from the output layer L = depth + 1 (0 at the output, L - 1 at the
+        first hidden layer; NaN for network-level rows, layer 0), which aligns nets of
+        different depths at their output. ConfigError for a key ``runs`` does not have."""
         keys = [*self.swept_keys(), "status"] if keys is None else keys
         # a key the metrics already carry (seed: per replica) is taken from the metrics
         keys = [k for k in dict.fromkeys(keys) if k not in self.metrics.columns]
-        return self.metrics.merge(self.runs[["run_id", *keys]], on="run_id", how="left")
+        for key in keys:
+            if key not in self.runs.columns:
+                raise ConfigError("keys", key, list(self.runs.columns), "not a run column")
+        frame = self.metrics.merge(self.runs[["run_id", *keys]], on="run_id", how="left")
+        if "depth" in self.runs.columns:
+            depth = frame["run_id"].map(self.runs.set_index("run_id")["depth"]).astype(float)
+            distance = depth + 1 - frame["layer"].astype(float)
+            frame["layers_from_output"] = distance.where(frame["layer"] > 0)
+        return frame
 
 
 def load_sweep(path: Path | str, metrics: bool | str | Sequence[str] = True) -> Sweep:
