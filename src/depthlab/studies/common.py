@@ -60,9 +60,12 @@ def log_slope(layers: np.ndarray, values: np.ndarray) -> float:
 
 def t_interval(values: np.ndarray) -> tuple[float, float, float]:
     """(mean, low, high): mean +- t_{0.975, m-1} s / sqrt(m) over m values (NaN ends for
-    fewer than two)."""
+    fewer than two). Where a value is infinite (a run that diverged, counted as an infinite
+    loss), no t-interval holds it: the values' own range (min, max) instead."""
     values = np.asarray(values, float)
     mean = float(values.mean()) if len(values) else math.nan
+    if np.isinf(values).any():
+        return mean, float(values.min()), float(values.max())
     if len(values) < 2:
         return mean, math.nan, math.nan
     half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))

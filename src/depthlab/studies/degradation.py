@@ -97,16 +97,6 @@ def rise(cells: pd.DataFrame) -> pd.Series:
     return wide.iloc[:, -1] - wide.iloc[:, :-1].min(axis=1)
 
 
-def _interval(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean and Student-t 95% interval over seeds; where a seed's value is infinite (a net
-    diverged at every lr), the seeds' own range instead: no t-interval holds an inf."""
-    if len(values) == 0:
-        return np.nan, np.nan, np.nan
-    if np.isfinite(values).all():
-        return t_interval(values)
-    return float(np.mean(values)), float(np.min(values)), float(np.max(values))
-
-
 def judge_arm(cells: pd.DataFrame) -> tuple[bool | None, dict[str, float]]:
     """Claims 0-2 on one norm arm's cells (:func:`reachable`): the verdict (None when the
     gradients are not healthy: the arm is described, not judged) and its numbers."""
@@ -125,7 +115,7 @@ def judge_arm(cells: pd.DataFrame) -> tuple[bool | None, dict[str, float]]:
         ("residual_rise", rise(residual)),
         ("advantage", np.asarray(advantage, float)),
     ):
-        mean, low, high = _interval(np.asarray(values, float))
+        mean, low, high = t_interval(np.asarray(values, float))
         n |= {name: mean, f"{name}_low": low, f"{name}_high": high, f"{name}_seeds": len(values)}
     for net, part in (("plain", plain), ("residual", residual)):
         per_depth = part.groupby("depth")["final_loss"].median()
