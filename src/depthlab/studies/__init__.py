@@ -1,14 +1,22 @@
-"""The studies of phenomena.md section 2 and the seed's examples: one module each, named
-after its preset (``conf/experiment/NAME.yaml``), registering itself in :data:`STUDIES`.
-Every module of this package is imported here, so adding a study is adding its module."""
+"""The studies of the phenomena: one module each, named after its preset
+(``conf/experiment/NAME.yaml``), registering itself in :data:`STUDIES`. Every module named
+after a preset is imported here, so adding a study is adding its module and its preset;
+other modules of this package (``base``, ``common``, a study's private ``_NAME_*`` parts)
+are helpers, imported by whoever uses them."""
 
 import importlib
-import pkgutil
+from importlib import resources
 
 from depthlab.studies.base import STUDIES, Study, Verdict, runs_of, studies_in
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name not in ("base", "common"):
-        importlib.import_module(f"{__name__}.{_module.name}")
+PRESET_NAMES = sorted(
+    p.name.removesuffix(".yaml")
+    for p in resources.files("depthlab.conf").joinpath("experiment").iterdir()
+    if p.name.endswith(".yaml")
+)
+STUDY_NAMES = [p for p in PRESET_NAMES if not p.endswith(("_quick", "_full"))]
 
-__all__ = ["STUDIES", "Study", "Verdict", "runs_of", "studies_in"]
+for _name in STUDY_NAMES:
+    importlib.import_module(f"{__name__}.{_name}")
+
+__all__ = ["PRESET_NAMES", "STUDIES", "STUDY_NAMES", "Study", "Verdict", "runs_of", "studies_in"]
