@@ -11,10 +11,24 @@ import numpy as np
 import pandas as pd
 
 from depthlab.config import Config
-from depthlab.data import Data, Teacher
+from depthlab.data import CLASSIFICATION, Data, Teacher
 from depthlab.inits import Gaussian
 from depthlab.optimizers import Momentum
 from depthlab.probes.schedule import MinimalProbes
+
+
+def good_arrays(rng: np.random.Generator, task: str = CLASSIFICATION) -> dict[str, np.ndarray]:
+    """The four arrays of a valid .npz data set: 50 training and 20 test samples of 4
+    features, with 3 classes (classification) or 2 target columns (regression)."""
+    y_train, y_test = rng.integers(0, 3, 50), rng.integers(0, 3, 20)
+    if task != CLASSIFICATION:
+        y_train, y_test = rng.normal(size=(50, 2)), rng.normal(size=(20, 2))
+    return {
+        "x_train": rng.normal(size=(50, 4)),
+        "y_train": y_train,
+        "x_test": rng.normal(size=(20, 4)),
+        "y_test": y_test,
+    }
 
 
 def per_layer(frame: pd.DataFrame, metric: str, seed: int = 0) -> np.ndarray:
