@@ -1,59 +1,131 @@
-"""One function per figure: a tidy frame in, a matplotlib Figure out."""
+"""One function per figure: a tidy frame in, a matplotlib Figure out. Drawing only: what
+the figures show is computed in :mod:`depthlab.frames`.
+
+Runs are told apart by every key that tells them apart (:func:`depthlab.frames.split_keys`):
+colour by the first, line style or marker by the second, one panel per value of the rest.
+Legends list numbers by value (3, 10, 100); few values get a categorical palette (tab10),
+so neighbouring values never look alike."""
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from depthlab import frames
+from depthlab.facets import Split, facet_axes, run_title, split_of
 from depthlab.records import NETWORK_LAYER
 from depthlab.results import Sweep
+
+# names that moved to depthlab.frames; tests/test_plots.py and report.py used them from here
+delta_ratios = frames.delta_ratios
+ordered = frames.ordered
+
+UNDERFLOW_LABEL = "delta underflowed (below float range)"
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", (0, (5, 1)), ":", "-.", (0, (3, 1, 1, 1, 1, 1)))
+CATEGORICAL = 10  # up to this many values: tab10; more: a continuous viridis
+
+
+def palette(values: Iterable) -> dict[str, tuple]:
+    """One colour per distinct value (keyed by its text), in :func:`frames.ordered` order:
+    tab10's distinct colours for up to 10 values, viridis beyond."""
+    keys = [str(v) for v in frames.ordered(values)]
+    name = "tab10" if len(keys) <= CATEGORICAL else "viridis"
+    return dict(zip(keys, sns.color_palette(name, len(keys)), strict=True))
+
+
+def cycle(values: Iterable, styles: tuple) -> dict[str, object]:
+    """One style (marker or line style) per distinct value, in ordered order, repeating."""
+    keys = [str(v) for v in frames.ordered(values)]
+    return {k: styles[i % len(styles)] for i, k in enumerate(keys)}
+
+
+def span_decades(ax: plt.Axes, decades: float = 1.0) -> None:
+    """Widen a log y axis to at least ``decades`` decades around its data, so that nearly
+    constant profiles read as flat rather than as noise magnified to fill the axis."""
+    low, high = ax.get_ylim()
+    if low > 0 and high / low < 10**decades:
+        middle = np.sqrt(low * high)
+        ax.set_ylim(middle / 10 ** (decades / 2), middle * 10 ** (decades / 2))
+
+
+def draw_delta_profile(
+    ax: plt.Axes,
+    measured: pd.DataFrame,
+    predicted: pd.DataFrame,
+    hue: str,
+    colors: dict[str, tuple] | None = None,
+    label: Callable[[pd.DataFrame], str] | None = None,
+    marker: Callable[[pd.DataFrame], str] | None = None,
+) -> None:
+    """THE delta-profile drawing, on ``ax``: per run of ``measured`` (``delta_norm`` rows of
+    one step, several seeds of a run drawn as one line each), ||delta^l|| against l solid,
+    coloured by the run's ``hue`` (``colors``: value text -> colour, default
+    :func:`palette`), and, where ``predicted`` holds the run's ``predicted_log_delta_norm``,
+    mean-field theory dashed in the same colour, anchored at the measured output layer
+    (:func:`frames.anchored_theory`). Runs are drawn in :func:`frames.ordered` order of
+    ``hue``, so the legend lists numbers by value. Log y axis, at least two decades."""
+    colors = colors or palette(measured[hue])
+    label = label or (lambda run: str(run[hue].iloc[0]))
+    by = ["run_id", "seed"] if "seed" in measured else ["run_id"]
+    runs = sorted(measured.groupby(by), key=lambda item: frames.sort_key(item[1][hue].iloc[0]))
+    for _, run in runs:
+        run = run.sort_values("layer")
+        color = colors[str(run[hue].iloc[0])]
+        style = marker(run) if marker else "o"
+        ax.plot(run["layer"], run["value"], marker=style, ms=3, lw=1, color=color, label=label(run))
+        mine = predicted[predicted["run_id"] == run["run_id"].iloc[0]]
+        if "seed" in mine and "seed" in run:
+            mine = mine[mine["seed"] == run["seed"].iloc[0]]
+        theory = frames.anchored_theory(run, mine)
+        if len(theory):
+            ax.plot(theory["layer"], theory["value"], "--", lw=0.9, color=color)
+    ax.set_yscale("log")
+    span_decades(ax, 2)
 
 
 def delta_profile(sweep: Sweep, step: int = 0, hue: str | None = None) -> plt.Figure:
     """Measured ||delta^l|| against layer l (log scale) for every run of a sweep at ``step``,
-    with mean-field theory's prediction dashed over each run that has one (anchored at the
-    run's measured output layer). ``hue``: the key that colours runs (default: the first
-    swept key)."""
-    keys = sweep.swept_keys()
-    hue = hue or (keys[0] if keys else "run_id")
-    frame = sweep.frame([k for k in dict.fromkeys([hue, *keys]) if k != "run_id"])
-    at = frame[frame["step"] == step]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    palette = dict(
-        zip(
-            [str(v) for v in ordered(at[hue])],
-            sns.color_palette("viridis", at[hue].astype(str).nunique()),
-            strict=True,
+    mean-field theory's prediction dashed over each run that has one (anchored at the run's
+    measured output layer); colour by ``hue`` (default: the first key that tells runs
+    apart), marker by the second, one panel per value of the others."""
+    split = split_of(sweep, hue)
+    measured, predicted = frames.profile_rows(sweep, step, split.keys)
+    fig, panels = facet_axes(measured, split.facets, width=6.5)
+    colors = palette(measured[split.hue])
+    markers = cycle(measured[split.style], MARKERS) if split.style else {}
+    for ax, cell in panels:
+        draw_delta_profile(
+            ax,
+            cell,
+            predicted,
+            split.hue,
+            colors,
+            marker=(lambda run: markers[str(run[split.style].iloc[0])]) if split.style else None,
         )
-    )
-    for _, run in at.groupby("run_id"):
-        label = str(run[hue].iloc[0])
-        measured = run[run["metric"] == "delta_norm"].sort_values("layer")
-        if measured.empty:
-            continue
-        color = palette[label]
-        ax.plot(measured["layer"], measured["value"], "o-", ms=3, color=color, label=label)
-        predicted = run[run["metric"] == "predicted_log_delta_norm"].sort_values("layer")
-        if not predicted.empty:
-            anchor = measured["value"].iloc[-1]  # ||delta^L|| as measured
-            ax.plot(
-                predicted["layer"], anchor * np.exp(predicted["value"]), "--", lw=1, color=color
-            )
-    ax.set_yscale("log")
-    ax.set_xlabel("layer l (L = output)")
-    ax.set_ylabel(r"$\|\delta^l\|$ (RMS over the batch)")
-    ax.set_title(f"backprop error by layer at step {step} (dashed: mean-field theory)")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
-    ax.legend(unique.values(), unique.keys(), title=hue, fontsize=8)
-    fig.tight_layout()
+        ax.set_xlabel("layer l (L = output)")
+        ax.set_ylabel(r"$\|\delta^l\|$ (RMS over the batch)")
+    legends(panels[0][0], split, colors, {k: dict(marker=m) for k, m in markers.items()})
+    fig.suptitle(f"backprop error by layer at step {step} (dashed: mean-field theory)")
     return fig
+
+
+def legends(ax: plt.Axes, split: Split, colors: dict[str, tuple], styles: dict[str, dict]) -> None:
+    """The hue legend (``ax.get_legend()``; its entries in ``colors``' order) and, when a
+    second key styles the lines, a style legend beside it (black, one entry per value)."""
+    if styles:
+        handles = [Line2D([], [], color="k", **kw) for kw in styles.values()]
+        second = ax.legend(handles, list(styles), title=split.style, fontsize=7, loc="lower left")
+        ax.add_artist(second)
+    handles = [Line2D([], [], color=c, marker="o", ms=4) for c in colors.values()]
+    ax.legend(handles, list(colors), title=split.hue, fontsize=7, loc="best")
 
 
 def phase_diagram(frame: pd.DataFrame) -> plt.Figure:
@@ -79,41 +151,6 @@ def phase_diagram(frame: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def ordered(values: Iterable) -> list:
-    """The distinct values (distinct as text), numbers first by value, then the rest by text."""
-    distinct: dict[str, object] = {}
-    for value in values:
-        distinct.setdefault(str(value), value)
-    return sorted(distinct.values(), key=_sort_key)
-
-
-def _sort_key(value: object) -> tuple[int, float, str]:
-    if isinstance(value, (int, float, np.integer, np.floating)) and not pd.isna(value):
-        return (0, float(value), "")
-    return (1, 0.0, str(value))
-
-
-def _palette(values: Iterable, name: str = "viridis") -> dict[str, tuple]:
-    """One colour per distinct value (keyed by its text), in :func:`ordered` order."""
-    keys = [str(v) for v in ordered(values)]
-    return dict(zip(keys, sns.color_palette(name, len(keys)), strict=True))
-
-
-def _hue(sweep: Sweep, hue: str | None, skip: tuple[str, ...] = ()) -> str:
-    """``hue``, else the first swept key not in ``skip``, else ``run_id``."""
-    if hue:
-        return hue
-    return next((k for k in sweep.swept_keys() if k not in skip), "run_id")
-
-
-def _run_title(run: pd.Series, keys: list[str]) -> str:
-    """'key=value, ...' of a run's swept keys that it has a value for (its run_id when there
-    are none), wrapped."""
-    given = [k for k in keys if not (pd.api.types.is_scalar(run[k]) and pd.isna(run[k]))]
-    text = ", ".join(f"{k}={run[k]}" for k in given) or str(run["run_id"])
-    return textwrap.fill(text, 44)
-
-
 def _log_axis_if_wide(ax: plt.Axes, values: Iterable[float], axis: str = "y") -> None:
     """Make ``axis`` logarithmic when the finite positive ``values`` span more than a decade."""
     v = np.asarray(list(values), dtype=float)
@@ -122,58 +159,35 @@ def _log_axis_if_wide(ax: plt.Axes, values: Iterable[float], axis: str = "y") ->
         (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
 
 
-def _of_runs(sweep: Sweep, run_ids: pd.Series, column: str) -> pd.Series:
-    """The value of the run column ``column`` for each of ``run_ids`` (aligned with them)."""
-    if column == "run_id":
-        return run_ids
-    return run_ids.map(sweep.runs.set_index("run_id")[column])
-
-
-def _metric(sweep: Sweep, metric: str) -> pd.DataFrame:
-    """The tidy rows of one metric (an empty frame when the sweep has no metrics)."""
-    if sweep.metrics.empty:
-        return pd.DataFrame(columns=["run_id", "seed", "step", "layer", "metric", "value"])
-    return sweep.metrics[sweep.metrics["metric"] == metric]
-
-
-def _delta_grid(rows: pd.DataFrame) -> pd.DataFrame:
-    """log10 of delta_norm, layers (rows, every layer from 1 to the last) by probed steps
-    (columns): the mean over seeds; zero or non-finite values become NaN."""
-    grid = rows.pivot_table(index="layer", columns="step", values="value", aggfunc="mean")
-    grid = grid.reindex(range(1, int(grid.index.max()) + 1))
-    values = grid.to_numpy(dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logged = np.where(np.isfinite(values) & (values > 0), np.log10(values), np.nan)
-    return pd.DataFrame(logged, index=grid.index, columns=grid.columns)
-
-
 def delta_heatmap(sweep: Sweep, max_runs: int = 6) -> plt.Figure:
     """log10 ||delta^l|| over layer (y, output layer at the top) and probed step (x, probed
     steps equally spaced, labelled with their step) for the first ``max_runs`` runs of the
     sweep that have the ``delta_norm`` metric, one panel per run, on one colour scale.
     Reduction: the mean of ``delta_norm`` over a run's seeds at each (step, layer); cells
-    where it is zero, non-finite or not probed are grey."""
-    delta = _metric(sweep, "delta_norm")
-    present = set(delta["run_id"])
-    runs = sweep.runs[sweep.runs["run_id"].isin(present)]
+    where it is zero, non-finite or not probed are grey, labelled as underflow."""
+    delta = frames.metric(sweep, "delta_norm")
+    runs = sweep.runs[sweep.runs["run_id"].isin(set(delta["run_id"]))]
     shown = runs.head(max_runs)
-    grids = [_delta_grid(delta[delta["run_id"] == run_id]) for run_id in shown["run_id"]]
-    finite = np.concatenate([g.to_numpy().ravel() for g in grids])
-    finite = finite[np.isfinite(finite)]
+    grids = [frames.delta_grid(delta[delta["run_id"] == run_id]) for run_id in shown["run_id"]]
+    values = np.concatenate([g.to_numpy().ravel() for g in grids])
+    finite = values[np.isfinite(values)]
     low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
     cols = min(3, len(grids))
     rows = -(-len(grids) // cols)
     fig, axes = plt.subplots(
-        rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, layout="constrained"
+        rows, cols, figsize=(4.2 * cols, 3.4 * rows + 0.4), squeeze=False, layout="constrained"
     )
     cmap = plt.get_cmap("magma").with_extremes(bad="lightgrey")
-    keys = sweep.swept_keys()
+    keys = frames.split_keys(sweep)
     for ax, grid, (_, run) in zip(axes.ravel(), grids, shown.iterrows(), strict=False):
         mesh = _heat_panel(ax, grid, cmap, low, high)
-        ax.set_title(_run_title(run, keys), fontsize=7)
+        ax.set_title(run_title(run, keys), fontsize=7)
     for ax in axes.ravel()[len(grids) :]:
         ax.set_visible(False)
     fig.colorbar(mesh, ax=axes, label=r"$\log_{10}\|\delta^l\|$ (mean over seeds)")
+    if not np.isfinite(values).all():
+        patch = Patch(facecolor="lightgrey", edgecolor="grey", label=UNDERFLOW_LABEL)
+        fig.legend(handles=[patch], loc="outside lower center", fontsize=8, frameon=False)
     fig.suptitle(f"backprop error by layer and step ({len(grids)} of {len(runs)} runs)")
     return fig
 
@@ -199,115 +213,103 @@ def _heat_panel(ax: plt.Axes, grid: pd.DataFrame, cmap, low: float, high: float)
 
 def loss_curves(sweep: Sweep, hue: str | None = None) -> plt.Figure:
     """Training loss (metric ``loss`` at layer 0: the whole training set, at every
-    evaluation) against step, one line per run coloured by ``hue`` (default: the first swept
-    key). Reduction: the mean over a run's seeds at each step; non-finite losses are
-    dropped, and a diverged run ends in an x at its last finite loss. The y axis is
-    logarithmic when the losses span more than a decade."""
-    hue = _hue(sweep, hue)
-    loss = _metric(sweep, "loss")
+    evaluation) against step, one line per run: colour by ``hue`` (default: the first key
+    that tells runs apart), line style by the second, a panel per value of the rest.
+    Reduction: the mean over a run's seeds at each step; non-finite losses are dropped, and
+    a diverged run ends in an x at its last finite loss. Log y when losses span a decade."""
+    split = split_of(sweep, hue)
+    loss = frames.metric(sweep, "loss")
     loss = loss[(loss["layer"] == NETWORK_LAYER) & np.isfinite(loss["value"].astype(float))]
-    loss = loss.assign(hue=_of_runs(sweep, loss["run_id"], hue))
-    loss = loss.assign(status=_of_runs(sweep, loss["run_id"], "status"))
-    palette = _palette(loss["hue"])
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for _, run in loss.groupby("run_id"):
-        curve = run.groupby("step")["value"].mean()
-        label = str(run["hue"].iloc[0])
-        color = palette[label]
-        ax.plot(curve.index, curve.to_numpy(), "o-", ms=3, lw=1.2, color=color, label=label)
-        if run["status"].iloc[0] == "diverged":
-            ax.plot(curve.index[-1], curve.iloc[-1], "x", ms=8, mew=2, color=color)
-    _log_axis_if_wide(ax, loss["value"])
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss (whole training set)")
-    ax.set_title("training loss per run (x: diverged after its last finite loss)")
-    _legend(ax, hue, palette)
-    fig.tight_layout()
+    loss = loss.merge(sweep.runs[["run_id", *split.keys, "status"]], on="run_id", how="left")
+    loss = loss.loc[:, ~loss.columns.duplicated()]
+    colors = palette(loss[split.hue])
+    styles = cycle(loss[split.style], LINESTYLES) if split.style else {}
+    fig, panels = facet_axes(loss, split.facets)
+    for ax, cell in panels:
+        for _, run in cell.groupby("run_id"):
+            curve = run.groupby("step")["value"].mean()
+            color, label = colors[str(run[split.hue].iloc[0])], str(run[split.hue].iloc[0])
+            ls = styles[str(run[split.style].iloc[0])] if split.style else "-"
+            ax.plot(
+                curve.index, curve.to_numpy(), "o", ls=ls, ms=3, lw=1.2, color=color, label=label
+            )
+            if run["status"].iloc[0] == "diverged":
+                ax.plot(curve.index[-1], curve.iloc[-1], "x", ms=8, mew=2, color=color)
+        _log_axis_if_wide(ax, loss["value"])
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss (whole training set)")
+    legends(panels[0][0], split, colors, {k: dict(ls=s) for k, s in styles.items()})
+    fig.suptitle("training loss per run (x: diverged after its last finite loss)")
     return fig
-
-
-def _legend(ax: plt.Axes, title: str, palette: dict[str, tuple]) -> None:
-    """A legend with one entry per label, in palette order."""
-    handles = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
-    labels = [label for label in palette if label in handles]
-    ax.legend([handles[label] for label in labels], labels, title=title, fontsize=7)
 
 
 def loss_vs_depth(sweep: Sweep, hue: str | None = None) -> plt.Figure:
     """Final training loss (each run's ``final_loss``) against depth: one faint marker per
-    run and, for each value of ``hue`` (default: the first swept key other than depth and
-    seed, e.g. residual), a line through the median over its runs at each depth. Runs
-    without a final loss (diverged, failed) are red x's along the top edge. Log x when the
-    depths span more than a decade, log y when the losses do."""
-    hue = hue or next((k for k in sweep.swept_keys() if k not in ("depth", "seed")), None)
-    runs = sweep.runs.copy()
-    runs["group"] = runs[hue].astype(str) if hue else "all runs"
-    palette = _palette(runs[hue] if hue else ["all runs"])
-    ok = runs[np.isfinite(runs["final_loss"].astype(float))]
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for group, cell in ok.groupby("group"):
-        median = cell.groupby("depth")["final_loss"].median()
-        ax.plot(median.index, median.to_numpy(), "o-", color=palette[group], label=group)
-        ax.plot(cell["depth"], cell["final_loss"], ".", alpha=0.4, color=palette[group])
-    lost = runs[~runs.index.isin(ok.index)]
-    if len(lost):
-        edge = ax.get_xaxis_transform()  # x in data, y in axes fraction
-        ax.plot(lost["depth"], [0.97] * len(lost), "x", color="red", transform=edge)
-    _log_axis_if_wide(ax, runs["depth"], axis="x")
-    _log_axis_if_wide(ax, ok["final_loss"])
-    ax.set_xlabel("depth (hidden layers)")
-    ax.set_ylabel("final training loss")
-    ax.set_title("final training loss against depth (median; x at top: no final loss)")
-    _legend(ax, hue or "", palette)
-    fig.tight_layout()
+    run and, per value of ``hue`` (default: the first key other than depth that tells runs
+    apart, e.g. residual) and of the second such key (line style), a line through the
+    median over its runs at each depth; a panel per value of the rest. Runs without a final
+    loss (diverged, failed) are red x's along the top edge. Log x when the depths span more
+    than a decade, log y when the losses do."""
+    split = split_of(sweep, hue, skip=("seed", "depth"), fallback=None)
+    runs = sweep.runs.assign(group=sweep.runs[split.hue].astype(str) if split.hue else "all runs")
+    colors = palette(runs[split.hue] if split.hue else ["all runs"])
+    styles = cycle(runs[split.style], LINESTYLES) if split.style else {}
+    fig, panels = facet_axes(runs, split.facets, width=6.5)
+    for ax, cell in panels:
+        ok = cell[np.isfinite(cell["final_loss"].astype(float))]
+        groups = ["group", split.style] if split.style else ["group"]
+        for names, line in ok.groupby(groups):
+            group = names[0]
+            ls = styles[str(names[1])] if split.style else "-"
+            median = line.groupby("depth")["final_loss"].median()
+            ax.plot(median.index, median.to_numpy(), "o", ls=ls, color=colors[group], label=group)
+            ax.plot(line["depth"], line["final_loss"], ".", alpha=0.4, color=colors[group])
+        lost = cell[~cell.index.isin(ok.index)]
+        if len(lost):
+            edge = ax.get_xaxis_transform()  # x in data, y in axes fraction
+            ax.plot(lost["depth"], [0.97] * len(lost), "x", color="red", transform=edge)
+        _log_axis_if_wide(ax, runs["depth"], axis="x")
+        _log_axis_if_wide(ax, ok["final_loss"])
+        ax.set_xlabel("depth (hidden layers)")
+        ax.set_ylabel("final training loss")
+    split = Split(split.hue or "", split.style, split.facets, split.keys)
+    legends(panels[0][0], split, colors, {k: dict(ls=s) for k, s in styles.items()})
+    fig.suptitle("final training loss against depth (median; x at top: no final loss)")
     return fig
-
-
-def delta_ratios(sweep: Sweep, step: int = 0) -> pd.DataFrame:
-    """Per run, seed and layer l = 1..L-1 at ``step``: ``measured`` = ||delta^l||^2 /
-    ||delta^{l+1}||^2 (from ``delta_norm``), ``predicted`` = mean-field's chi(q^l) (the
-    ``predicted_delta_ratio`` metric, logged at step 0 for plain nets) and ``ratio`` =
-    measured / predicted. Layers where either is not finite and positive are dropped."""
-    columns = ["run_id", "seed", "layer", "value"]
-    delta = _metric(sweep, "delta_norm")
-    delta = delta[delta["step"] == step][columns]
-    above = delta.assign(layer=delta["layer"] - 1).rename(columns={"value": "above"})
-    pairs = delta.merge(above, on=["run_id", "seed", "layer"])
-    pred = _metric(sweep, "predicted_delta_ratio")
-    pred = pred[pred["step"] == step][columns].rename(columns={"value": "predicted"})
-    out = pairs.merge(pred, on=["run_id", "seed", "layer"])
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        out["measured"] = (out["value"].astype(float) / out["above"].astype(float)) ** 2
-    out = out[["run_id", "seed", "layer", "measured", "predicted"]]
-    good = np.isfinite(out[["measured", "predicted"]]).all(axis=1)
-    out = out[good & (out["measured"] > 0) & (out["predicted"] > 0)]
-    return out.assign(ratio=out["measured"] / out["predicted"]).reset_index(drop=True)
 
 
 def delta_ratio_check(sweep: Sweep, step: int = 0, hue: str | None = None) -> plt.Figure:
     """Measured against predicted per-layer ratio ||delta^l||^2 / ||delta^{l+1}||^2 at
-    ``step`` (see :func:`delta_ratios`), one point per run, seed and layer, coloured by
-    ``hue`` (default: the first swept key), log-log with the identity line dotted."""
-    hue = _hue(sweep, hue)
-    table = delta_ratios(sweep, step)
-    table["hue"] = _of_runs(sweep, table["run_id"], hue).astype(str)
-    palette = _palette(_of_runs(sweep, table["run_id"], hue))
+    ``step`` (see :func:`frames.delta_ratios`), one point per run, seed and layer: colour by
+    ``hue`` (default: the first key that tells runs apart), marker by the second; log-log
+    with the identity line dotted."""
+    split = split_of(sweep, hue)
+    table = frames.delta_ratios(sweep, step)
+    table["hue"] = frames.of_runs(sweep, table["run_id"], split.hue).astype(str)
+    table["style"] = (
+        frames.of_runs(sweep, table["run_id"], split.style).astype(str) if split.style else ""
+    )
+    colors = palette(frames.of_runs(sweep, table["run_id"], split.hue))
+    markers = (
+        cycle(frames.of_runs(sweep, table["run_id"], split.style), MARKERS) if split.style else {}
+    )
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    for label, color in palette.items():
-        cell = table[table["hue"] == label]
-        ax.scatter(cell["predicted"], cell["measured"], s=12, alpha=0.7, color=color, label=label)
+    for (label, style), cell in table.groupby(["hue", "style"]):
+        mark = markers.get(style, "o")
+        ax.scatter(
+            cell["predicted"], cell["measured"], s=12, alpha=0.7, color=colors[label], marker=mark
+        )
     values = table[["measured", "predicted"]].to_numpy(float)
     low, high = values.min() / 1.5, values.max() * 1.5
     ax.plot([low, high], [low, high], "k:", lw=1)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high))
     _log_ticks(ax, high / low)
     ax.set_xlim(low, high)
     ax.set_ylim(low, high)
     ax.set_xlabel(r"predicted $\chi(q^l)$ (mean-field)")
     ax.set_ylabel(r"measured $\|\delta^l\|^2 / \|\delta^{l+1}\|^2$")
     ax.set_title(f"per-layer backprop ratio at step {step} (dotted: equal)")
-    _legend(ax, hue, palette)
+    legends(ax, split, colors, {k: dict(marker=m, ls="") for k, m in markers.items()})
     fig.tight_layout()
     return fig
 
@@ -323,3 +325,27 @@ def _log_ticks(ax: plt.Axes, span: float) -> None:
             axis.set_minor_formatter(plain)
         else:
             axis.set_minor_formatter(NullFormatter())
+
+
+def theory_scatter(
+    table: pd.DataFrame, predicted: str, measured: str, labels: dict[str, str], **styles: str
+) -> plt.Figure:
+    """Measured against predicted, one point per run, with the identity line dotted.
+    ``labels``: xlabel, ylabel, title; ``styles``: seaborn's hue, style, size columns
+    (a numeric hue gets the categorical palette of :func:`palette`, in numeric order)."""
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    hue = styles.get("hue")
+    if hue:
+        styles = {**styles, "palette": palette(table[hue]), "hue_order": list(palette(table[hue]))}
+        table = table.assign(**{hue: table[hue].astype(str)})
+    sns.scatterplot(table, x=predicted, y=measured, ax=ax, **styles)
+    lim = np.nanmax(np.abs(table[[predicted, measured]].to_numpy(float))) * 1.1
+    ax.plot([-lim, lim], [-lim, lim], "k:", lw=1)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set_xlabel(labels["xlabel"])
+    ax.set_ylabel(labels["ylabel"])
+    ax.set_title(labels["title"])
+    ax.legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    return fig

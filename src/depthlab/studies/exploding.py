@@ -16,12 +16,12 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from depthlab import theory
+from depthlab import plots, theory
+from depthlab.frames import at_step, log_slope, metric_rows, profile_rows
+from depthlab.plots import theory_scatter
 from depthlab.results import Sweep
 from depthlab.studies.base import STUDIES, Study, Verdict
-from depthlab.studies.common import at_step, log_slope, metric_rows, span_decades, theory_scatter
 
 KEYS = ["activation", "init.sigma_w2", "init.sigma_b2", "depth", "status"]
 RUN_COLUMNS = [*KEYS, "run_id", "steps", "diverged_step", "final_loss"]
@@ -95,37 +95,30 @@ def outcomes(sweep: Sweep) -> pd.DataFrame:
 
 def profile_figure(sweep: Sweep) -> plt.Figure:
     """||delta^l|| against l at step 0: columns activation, rows depth, one line per
-    sigma_w2; mean-field theory dashed, anchored at the measured output layer."""
-    delta = at_step(metric_rows(sweep, "delta_norm", KEYS), 0)
-    theory_rows = at_step(metric_rows(sweep, "predicted_log_delta_norm", KEYS), 0)
+    sigma_w2; mean-field theory dashed, anchored at the measured output layer
+    (:func:`depthlab.plots.draw_delta_profile`)."""
+    delta, theory_rows = profile_rows(sweep, 0, KEYS)
     acts, depths = sorted(delta["activation"].unique()), sorted(delta["depth"].unique())
-    sigmas = sorted(delta["init.sigma_w2"].unique())
-    colors = dict(zip(sigmas, sns.color_palette("plasma", len(sigmas)), strict=True))
+    colors = plots.palette(delta["init.sigma_w2"])
     chis = theory_table(sweep.runs).set_index(["activation", "init.sigma_w2", "init.sigma_b2"])
     chis = chis["chi"].to_dict()
+
+    def label(run: pd.DataFrame) -> str:
+        act, sigma, sigma_b2 = run[["activation", "init.sigma_w2", "init.sigma_b2"]].iloc[0]
+        return rf"$\sigma_w^2$={sigma:g} ($\chi$={chis[(act, sigma, sigma_b2)]:.3g})"
+
     fig, axes = plt.subplots(
         len(depths), len(acts), figsize=(4.2 * len(acts), 3.0 * len(depths)), squeeze=False
     )
     for (i, depth), (j, act) in ((d, a) for d in enumerate(depths) for a in enumerate(acts)):
         ax = axes[i][j]
         cell = delta[(delta["activation"] == act) & (delta["depth"] == depth)]
-        for (sigma, sigma_b2, run_id), run in cell.groupby(
-            ["init.sigma_w2", "init.sigma_b2", "run_id"]
-        ):
-            run = run.sort_values("layer")
-            chi = chis[(act, sigma, sigma_b2)]
-            label = rf"$\sigma_w^2$={sigma:g} ($\chi$={chi:.3g})"
-            ax.plot(run["layer"], run["value"], "o-", ms=2, lw=1, color=colors[sigma], label=label)
-            pred = theory_rows[theory_rows["run_id"] == run_id].sort_values("layer")
-            if len(pred):
-                anchor = run["value"].iloc[-1] * np.exp(pred["value"])
-                ax.plot(pred["layer"], anchor, "--", lw=0.8, color=colors[sigma])
-        ax.set_yscale("log")
-        span_decades(ax, 2)
+        plots.draw_delta_profile(ax, cell, theory_rows, "init.sigma_w2", colors, label=label)
         ax.set_title(f"{act}, depth {depth}", fontsize=9)
         ax.set_xlabel("layer l (1 = input side)")
         ax.set_ylabel(r"$\|\delta^l\|$ at step 0")
-        ax.legend(fontsize=6)
+        handles = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+        ax.legend(handles.values(), handles.keys(), fontsize=6)
     biases = ", ".join(f"{b:g}" for b in sorted(sweep.runs["init.sigma_b2"].unique()))
     fig.suptitle(
         rf"backprop error at initialisation, $\sigma_b^2$={biases} (dashed: mean-field theory)"

@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from depthlab import plots
+from depthlab.frames import at_step, metric_rows, network_curve, profile_rows, t_interval
 from depthlab.results import Sweep
 from depthlab.studies.base import STUDIES, Study, Verdict
-from depthlab.studies.common import at_step, metric_rows, network_curve, span_decades, t_interval
 
 RUN_KEYS = ["init", "depth", "status"]  # run columns; metric rows carry their own seed
 GOOD, NAIVE = "kaiming_normal", "xavier_normal"
@@ -89,32 +90,21 @@ def training(sweep: Sweep) -> pd.DataFrame:
 def profile_figure(sweep: Sweep) -> plt.Figure:
     """Left: ||delta^l|| against l at step 0, one line per run, theory dashed (anchored at
     the measured output layer). Right: the per-layer ratio r_l, theory's as a line."""
-    delta = at_step(metric_rows(sweep, "delta_norm", RUN_KEYS), 0)
-    theory = at_step(metric_rows(sweep, "predicted_log_delta_norm", RUN_KEYS), 0)
+    delta, theory = profile_rows(sweep, 0, RUN_KEYS)
     ratios = layer_ratios(sweep)
-    inits = sorted(delta["init"].unique())
-    colors = dict(zip(inits, sns.color_palette("colorblind", len(inits)), strict=True))
+    colors = plots.palette(delta["init"])
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for (init, seed, run_id), run in delta.groupby(["init", "seed", "run_id"]):
-        run = run.sort_values("layer")
-        left.plot(
-            run["layer"],
-            run["value"],
-            "o-",
-            ms=2,
-            lw=1,
-            color=colors[init],
-            label=f"{init} s{seed}",
-        )
-        pred = theory[theory["run_id"] == run_id].sort_values("layer")
-        if len(pred):
-            anchor = run["value"].iloc[-1] * np.exp(pred["value"])
-            left.plot(pred["layer"], anchor, "--", lw=0.8, color="k")
-        cell = ratios[ratios["run_id"] == run_id]
+    plots.draw_delta_profile(
+        left,
+        delta,
+        theory,
+        "init",
+        colors,
+        label=lambda run: f"{run['init'].iloc[0]} s{run['seed'].iloc[0]}",
+    )
+    for (init, _), cell in ratios.groupby(["init", "run_id"]):
         right.plot(cell["layer"], cell["measured"], "o", ms=3, alpha=0.6, color=colors[init])
         right.plot(cell["layer"], cell["predicted"], "-", lw=1.5, color=colors[init])
-    left.set_yscale("log")
-    span_decades(left, 2)
     left.set(xlabel="layer l (1 = input side)", ylabel=r"$\|\delta^l\|$ at step 0")
     left.set_title("backprop error by layer (dashed: mean-field theory)", fontsize=9)
     left.legend(fontsize=7)

@@ -13,15 +13,11 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from depthlab import plots
+from depthlab.frames import at_step, log_slope, metric_rows, ordered, profile_rows
+from depthlab.plots import theory_scatter
 from depthlab.results import Sweep
 from depthlab.studies.base import STUDIES, Study, Verdict
-from depthlab.studies.common import (
-    at_step,
-    log_slope,
-    metric_rows,
-    span_decades,
-    theory_scatter,
-)
 
 KEYS = ["activation", "init", "depth", "status"]
 SATURATING = ("sigmoid", "tanh")
@@ -64,9 +60,9 @@ def update_gap(sweep: Sweep) -> pd.DataFrame:
 
 def profile_figure(sweep: Sweep) -> plt.Figure:
     """||delta^l|| against l at step 0: rows activation, columns init, one line per depth,
-    mean-field theory dashed (anchored at the measured output layer)."""
-    delta = at_step(metric_rows(sweep, "delta_norm", KEYS), 0)
-    theory = at_step(metric_rows(sweep, "predicted_log_delta_norm", KEYS), 0)
+    mean-field theory dashed (anchored at the measured output layer;
+    :func:`depthlab.plots.draw_delta_profile`)."""
+    delta, theory = profile_rows(sweep, 0, KEYS)
     acts, inits = sorted(delta["activation"].unique()), sorted(delta["init"].unique())
     fig, axes = plt.subplots(
         len(acts),
@@ -75,40 +71,22 @@ def profile_figure(sweep: Sweep) -> plt.Figure:
         squeeze=False,
         sharex=True,
     )
-    depths = sorted(delta["depth"].unique())
-    colors = dict(zip(depths, sns.color_palette("viridis", len(depths)), strict=True))
+    colors = plots.palette(delta["depth"])
     for (i, act), (j, init) in ((a, b) for a in enumerate(acts) for b in enumerate(inits)):
         ax = axes[i][j]
         cell = delta[(delta["activation"] == act) & (delta["init"] == init)]
-        for run_id, run in cell.groupby("run_id"):
-            run = run.sort_values("layer")
-            color = colors[run["depth"].iloc[0]]
-            ax.plot(
-                run["layer"],
-                run["value"],
-                "o-",
-                ms=2,
-                lw=1,
-                color=color,
-                label=f"depth {run['depth'].iloc[0]}",
-            )
-            pred = theory[theory["run_id"] == run_id].sort_values("layer")
-            if len(pred):
-                ax.plot(
-                    pred["layer"],
-                    run["value"].iloc[-1] * np.exp(pred["value"]),
-                    "--",
-                    lw=0.8,
-                    color=color,
-                )
-        ax.set_yscale("log")
-        span_decades(ax, 2)
+        plots.draw_delta_profile(
+            ax, cell, theory, "depth", colors, label=lambda run: f"depth {run['depth'].iloc[0]}"
+        )
         ax.set_title(f"{act}, {init}", fontsize=9)
         if i == len(acts) - 1:
             ax.set_xlabel("layer l")
         if j == 0:
             ax.set_ylabel(r"$\|\delta^l\|$ at step 0")
-    axes[0][-1].legend(fontsize=7)
+    pairs = [ax.get_legend_handles_labels() for ax in axes.ravel()]
+    handles = {t: h for hs, ts in pairs for h, t in zip(hs, ts, strict=True)}
+    labels = [f"depth {d}" for d in ordered(delta["depth"]) if f"depth {d}" in handles]
+    axes[0][-1].legend([handles[t] for t in labels], labels, fontsize=7)
     fig.suptitle("backprop error by layer at initialisation (dashed: mean-field theory)")
     fig.tight_layout()
     return fig
