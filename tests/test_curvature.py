@@ -45,7 +45,7 @@ def test_lanczos_extremes_equal_the_dense_hessian() -> None:
     g = torch.Generator().manual_seed(3)
     x, y = torch.randn(10, 3, generator=g, dtype=torch.float64), torch.randint(0, 2, (10,))
     largest, smallest = hessian_extremes(
-        model, lambda: LOSSES["cross_entropy"](model(x), y, CLASSIFICATION)
+        model, lambda net: LOSSES["cross_entropy"](net(x), y, CLASSIFICATION)
     )
     dense = dense_extremes(model, x, y)
     assert largest == pytest.approx(dense[0], rel=1e-6)

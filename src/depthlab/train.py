@@ -43,6 +43,7 @@ from depthlab.probes import (
     COSTLY,
     UPDATES,
     Capture,
+    batch_objective,
     compute,
     host_arrays,
     probe_names,
@@ -481,9 +482,7 @@ def _train(
             losses.sum().backward()
         names = probes if step in costly_steps else [n for n in probes if n not in COSTLY]
 
-        def objective() -> torch.Tensor:
-            return loss_fn(model(x), y, data.task)
-
+        objective = batch_objective(lambda out, target: loss_fn(out, target, data.task), x, y)
         probed.append((step, compute(model, capture.tensors, names, objective), only))
         return losses.detach()
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 import torch
@@ -12,7 +10,7 @@ from depthlab.losses import LOSSES
 from depthlab.model import MLP
 from depthlab.probes import curvature, jacobian  # noqa: F401  (register their probes)
 from depthlab.probes.base import COSTLY, PRESETS, PROBES, UPDATES, ProbeInput, probe_names
-from depthlab.probes.capture import Capture, LayerTensors
+from depthlab.probes.capture import Capture, LayerTensors, Objective, batch_objective
 from depthlab.probes.layer_stats import update_ratio  # importing registers the probes
 from depthlab.records import METRICS_SCHEMA
 
@@ -24,6 +22,7 @@ __all__ = [
     "Capture",
     "LayerTensors",
     "ProbeInput",
+    "batch_objective",
     "compute",
     "host_arrays",
     "host_rows",
@@ -38,10 +37,11 @@ def compute(
     model: MLP,
     tensors: LayerTensors,
     names: list[str],
-    objective: Callable[[], torch.Tensor] | None = None,
+    objective: Objective | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run the probes ``names`` on one captured pass: {metric: (R, L) float64 tensor}.
-    ``objective`` recomputes the pass's per-replica losses (for curvature)."""
+    ``objective(net)`` recomputes the pass's per-replica losses through ``net`` (curvature,
+    and delta where the run's dtype underflows: see ``depthlab.probes.layer_stats``)."""
     values: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for name in names:
@@ -107,9 +107,7 @@ def measure(
     names = probe_names(probes)
     model.zero_grad(set_to_none=True)
 
-    def objective() -> torch.Tensor:
-        return LOSSES[loss](model(x), y, task)
-
+    objective = batch_objective(lambda out, target: LOSSES[loss](out, target, task), x, y)
     with Capture(model) as capture:
-        objective().sum().backward()
+        objective(model).sum().backward()
     return to_frame(compute(model, capture.tensors, names, objective))

@@ -15,19 +15,20 @@ from dataclasses import dataclass
 import torch
 
 from depthlab.model import MLP
-from depthlab.probes.capture import LayerTensors
+from depthlab.probes.capture import LayerTensors, Objective
 from depthlab.registry import Registry
 
 
 @dataclass(frozen=True)
 class ProbeInput:
     """What a probe sees: the model (after backward, before the update), one captured pass,
-    and the objective of that pass (a callable giving the per-replica losses of the same
-    batch again, for probes that need more passes, such as curvature)."""
+    and the objective of that pass: ``objective(net)`` gives the per-replica losses of the
+    same batch through ``net`` (the model, or a copy of it in another dtype), for probes that
+    need more passes (curvature; delta where the run's dtype underflows)."""
 
     model: MLP
     tensors: LayerTensors
-    objective: Callable[[], torch.Tensor] | None = None
+    objective: Objective | None = None
 
 
 ProbeFn = Callable[[ProbeInput], dict[str, torch.Tensor]]

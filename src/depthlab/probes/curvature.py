@@ -25,7 +25,7 @@ def hessian_extremes(
     model: torch.nn.Module, objective, replica: int = 0, seed: int = 0
 ) -> tuple[float, float]:
     """(largest, smallest) eigenvalue of the Hessian of replica ``replica``'s loss, from
-    ``objective()`` (per-replica losses), by Lanczos on Hessian-vector products. Batchnorm
+    ``objective(model)`` (per-replica losses), by Lanczos on Hessian-vector products. Batchnorm
     running averages are put back afterwards: probing changes nothing."""
     with preserved_buffers(model):
         return _extremes(model, objective, replica, seed)
@@ -34,7 +34,7 @@ def hessian_extremes(
 def _extremes(model: torch.nn.Module, objective, replica: int, seed: int) -> tuple[float, float]:
     params = [p for p in model.parameters() if p.requires_grad]
     with torch.enable_grad():
-        loss = objective()[replica]
+        loss = objective(model)[replica]
     if not torch.isfinite(loss):  # a diverged network: no curvature to measure
         return np.nan, np.nan
     with torch.enable_grad():

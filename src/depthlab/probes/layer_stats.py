@@ -4,10 +4,15 @@ Reductions (each value is per replica r and layer l):
 
 - ``delta_norm``: RMS over the batch of the per-sample L2 norm of delta_i^l = dJ_i/dz^l,
   sqrt(mean_i ||delta_i^l||^2); the per-sample delta is B times autograd's gradient of the
-  batch-mean loss. Computed in float64. Where delta^l is exactly zero although it could not
-  be (see :func:`underflowed`), the true value fell below the dtype's range: it is recorded
-  as NaN with ``delta_underflow`` = 1 (0 elsewhere), never as a measured 0.
-- ``delta_mean_abs``: mean over batch and units of |delta_ij^l|.
+  batch-mean loss. Accumulated in float64. Where delta^l is exactly zero although it could
+  not be (see :func:`underflowed`), the true value fell below the run's dtype: training saw
+  0 there. Such a pass is then repeated on a float64 copy of the network (same weights, same
+  batch) and ``delta_norm`` of every layer of that step is the float64 value, the exact one
+  to float64's rounding; ``delta_underflow`` = 1 marks the layers where training's own
+  delta^l was 0 (0 elsewhere). Only where float64 underflows too (below 1e-308) is the value
+  NaN, never a measured 0.
+- ``delta_mean_abs``: mean over batch and units of |delta_ij^l|, from the same pass as
+  ``delta_norm``.
 - ``delta_nonfinite``, ``preact_nonfinite``: 1 where delta^l or z^l holds a NaN or inf, else
   0 (read off the reductions above, at no extra cost); a diverging run records the first
   probed step and layer where a pass breaks.
@@ -28,6 +33,7 @@ import torch
 
 from depthlab.model import MLP
 from depthlab.probes.base import PROBES, ProbeInput
+from depthlab.probes.capture import LayerTensors, pass_in_dtype
 
 F64 = torch.float64
 
@@ -71,19 +77,19 @@ def _sumsq(t: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(t.flatten(2), dim=2, dtype=F64).pow(2)
 
 
-def underflowed(p: ProbeInput, sq: torch.Tensor) -> torch.Tensor:
+def underflowed(p: ProbeInput, norm: torch.Tensor) -> torch.Tensor:
     """(R, L) True where delta^l is exactly zero only because its true value fell below the
     dtype's range. A zero can also be exact: delta^l = (W^{l+1})^T delta^{l+1} (.) phi'(u^l)
     vanishes when phi' is 0 on every unit and sample (a layer of ReLUs that are all off) or
     when delta^{l+1} is itself an exact zero. Going down from the output layer, a zero is
     exact if one of those holds, and an underflow otherwise."""
-    zero = sq == 0
+    zero = norm == 0
     if not bool(zero[:, :-1].any()):  # one host sync per probed step, not per layer
         return torch.zeros_like(zero)
     dead = all_slopes_zero(p)  # (R, L)
     exact = torch.zeros_like(zero)
     exact[:, -1] = zero[:, -1]
-    for l in range(sq.shape[1] - 2, -1, -1):
+    for l in range(norm.shape[1] - 2, -1, -1):
         exact[:, l] = zero[:, l] & (dead[:, l] | exact[:, l + 1])
     return zero & ~exact
 
@@ -109,22 +115,41 @@ def activations_and_slopes(p: ProbeInput) -> list[tuple[torch.Tensor, torch.Tens
 @PROBES.register("delta")
 def delta(p: ProbeInput) -> dict[str, torch.Tensor]:
     """delta_norm, delta_mean_abs and delta_underflow of every layer (see module docstring)."""
-    t = p.tensors
-    b = t.batch_size
-    # grads are delta_i / B: scale the reductions, not the tensors
-    sq, abs_sum = by_layer(t.grads, _sumsq, _abs_sum)
-    sq = sq * b  # mean_i ||B g_i||^2 = B sum_i ||g_i||^2
-    mean_abs = abs_sum / torch.tensor(
-        [g[0, 0].numel() for g in t.grads], dtype=F64, device=sq.device
-    )  # mean_ij |B g_ij|
-    underflow = underflowed(p, sq)
-    nan = torch.full_like(sq, float("nan"))
+    norm, mean_abs = delta_sums(p.tensors)
+    underflow = underflowed(p, norm)  # where training saw an underflowed delta
+    exact, lost = norm, underflow
+    if p.objective is not None and p.tensors.grads[-1].dtype != F64 and underflow.any():
+        twin, tensors = pass_in_dtype(p.model, p.objective, F64)
+        exact, mean_abs = delta_sums(tensors)
+        lost = underflowed(ProbeInput(twin, tensors), exact)
+    nan = torch.full_like(norm, float("nan"))
     return {
-        "delta_norm": torch.where(underflow, nan, sq.sqrt()),
-        "delta_mean_abs": torch.where(underflow, nan, mean_abs),
+        "delta_norm": torch.where(lost, nan, exact),
+        "delta_mean_abs": torch.where(lost, nan, mean_abs),
         "delta_underflow": underflow.to(F64),
-        "delta_nonfinite": (~torch.isfinite(sq)).to(F64),
+        "delta_nonfinite": (~torch.isfinite(norm)).to(F64),
     }
+
+
+def delta_sums(t: LayerTensors) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R, L) float64: sqrt(mean_i ||delta_i^l||^2) and mean_ij |delta_ij^l| of a captured
+    pass. The captured grads g are delta_i / B, so the first is sqrt(B) ||g||_F and the
+    second sum_ij |g_ij| / n; the reductions are scaled, not the tensors."""
+    norm, abs_sum = by_layer(t.grads, _scaled_norm, _abs_sum)
+    units = torch.tensor([g[0, 0].numel() for g in t.grads], dtype=F64, device=norm.device)
+    return norm * t.batch_size**0.5, abs_sum / units
+
+
+def _scaled_norm(t: torch.Tensor) -> torch.Tensor:
+    """(K, R, ...) -> (K, R): the L2 norm over the rest in float64, as m ||t / m|| with m the
+    largest |t|, so that squares of values near float64's bottom (1e-300) do not underflow.
+    Narrower dtypes need no scale: their squares, taken in float64, stay in range."""
+    flat = t.flatten(2)
+    if flat.dtype != F64:
+        return torch.linalg.vector_norm(flat, dim=2, dtype=F64)
+    largest = flat.abs().amax(dim=2, keepdim=True)
+    scale = torch.where(largest > 0, largest, torch.ones_like(largest))
+    return torch.linalg.vector_norm(flat / scale, dim=2) * scale.squeeze(2)
 
 
 @PROBES.register("grads")
