@@ -136,3 +136,40 @@ def test_loss_vs_depth_medians_per_hue_and_runs_without_loss_at_the_top() -> Non
     assert list(medians["relu"].get_ydata()) == [20.0, 40.0]  # the diverged run has no loss
     lost = [line for line in ax.get_lines() if line.get_marker() == "x"]
     assert len(lost) == 1 and list(lost[0].get_xdata()) == [12]
+
+
+def test_numeric_legend_in_numeric_order_with_distinct_colours() -> None:
+    fig = plots.delta_profile(synthetic_sweep(depths=(3, 10, 100), seeds=1))
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["3", "10", "100"]  # not 10, 100, 3
+    assert legend.get_title().get_text() == "depth"
+    colors = [np.array(h.get_color()[:3]) for h in legend.legend_handles]
+    assert min(np.abs(a - b).sum() for a, b in itertools.combinations(colors, 2)) > 0.3
+
+
+def test_runs_split_by_every_swept_key_hue_style_then_facets() -> None:
+    sweep = synthetic_sweep()  # swept: depth (hue), activation (line style)
+    fig = plots.loss_curves(sweep)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 1  # two swept keys: colour and style, no facets
+    styles = {
+        str(line.get_linestyle()) for line in panels[0].get_lines() if line.get_marker() == "o"
+    }
+    assert len(styles) == 2  # relu and tanh no longer look alike
+    sweep.runs["width"] = [8, 8, 8, 16, 16, 16]  # a third swept key: one panel per width
+    fig = plots.loss_curves(sweep)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 2
+    assert [ax.get_title(loc="left") for ax in panels] == ["width=8", "width=16"]
+    assert sum(len([ln for ln in ax.get_lines() if ln.get_marker() == "o"]) for ax in panels) == 6
+    profile = plots.delta_profile(sweep)
+    assert len([ax for ax in profile.axes if ax.get_visible()]) == 2
+
+
+def test_heatmap_labels_the_underflow_area() -> None:
+    sweep = synthetic_sweep(depths=(3,), seeds=1)
+    sweep.metrics.loc[sweep.metrics["layer"] == 1, "value"] = 0.0  # underflowed to zero
+    fig = plots.delta_heatmap(sweep)
+    texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert texts == ["delta underflowed (below float range)"]
+    assert plots.delta_heatmap(synthetic_sweep(depths=(3,), seeds=1)).legends == []

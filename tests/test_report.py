@@ -12,19 +12,20 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from depthlab import plots, report
+from depthlab import plots, report, report_html, report_sections
 from depthlab.config import Config
 from depthlab.data import Teacher
 from depthlab.inits import Gaussian
 from depthlab.probes.schedule import DefaultProbes
 from depthlab.records import METRICS_DIR, RUN_FILE, read_run, run_table
-from depthlab.results import load_sweep
+from depthlab.results import Sweep, load_sweep
 from depthlab.summary import format_summary
 from depthlab.train import train
 
@@ -110,7 +111,7 @@ def test_report_is_one_self_contained_file_with_runs_config_and_verdicts(
     for name in ("delta_profile", "delta_heatmap", "loss_curves", "loss_vs_depth"):
         assert f'alt="{name}"' in page
     assert 'alt="delta_ratio_check"' in page and "median measured/predicted" in page
-    swept = re.search(r"<h3>Swept keys</h3><table>(.*?)</table>", page).group(1)
+    swept = re.search(r"<h3>Swept keys</h3><div class=\"wide\"><table>(.*?)</table>", page)[1]
     for key in ("activation", "depth", "init.sigma_w2"):
         assert f"<td>{key}</td>" in swept
     diverged = read_run(sweep_dir / "2")
@@ -217,13 +218,13 @@ def unescaped_markdown(summary: str) -> list[str]:
 
 
 def test_md_escapes_markdown_and_markup() -> None:
-    text = report.md(f"# {MARKDOWN} <b>&amp;</b>\n# second line\\")
+    text = report_html.md(f"# {MARKDOWN} <b>&amp;</b>\n# second line\\")
     assert "\n" not in text and "<" not in text and "](" not in text and "![" not in text
     assert not re.search(r"(?<!\\)[][*_`|~$#()!]", text.replace("\\\\", ""))
     assert plain(text) == f"# {MARKDOWN} &lt;b>&amp;amp;&lt;/b> # second line\\"
-    assert report.md(0.123456) == "0\\.1235" and report.md(None) == ""
+    assert report_html.md(0.123456) == "0\\.1235" and report_html.md(None) == ""
     starts = ["- item", "+ item", "> quote", "=== ", "1. item", "2) item", "    code"]
-    assert [report.md(s) for s in starts] == [
+    assert [report_html.md(s) for s in starts] == [
         "\\- item",
         "\\+ item",
         "\\> quote",
@@ -232,15 +233,15 @@ def test_md_escapes_markdown_and_markup() -> None:
         "2\\) item",
         "code",
     ]
-    assert report.md_link("r (1).html", "r (1).html") == "[r \\(1\\)\\.html](r%20%281%29.html)"
+    assert report_html.md_link("r (1).html", "r (1).html") == "[r \\(1\\)\\.html](r%20%281%29.html)"
 
 
 def test_markdown_in_study_text_is_escaped(tmp_path: Path) -> None:
     sweep = load_sweep(tmp_path)
     sweep.runs = pd.DataFrame({"run_id": ["r"], "status": ["ok"], "path": ["0"]})
     parts = [
-        report.StudyPart(f"#{LINK}", label=f"*{LINK}*", text=f"{MARKDOWN}\n# h"),
-        report.StudyPart("- item", label="> quote", text="1. item\n==="),
+        report_html.StudyPart(f"#{LINK}", label=f"*{LINK}*", text=f"{MARKDOWN}\n# h"),
+        report_html.StudyPart("- item", label="> quote", text="1. item\n==="),
     ]
     summary = report.render_markdown(sweep, parts, None, "r.html")
     assert unescaped_markdown(summary) == []
@@ -270,7 +271,7 @@ def test_markdown_in_records_is_escaped_and_every_problem_is_listed(
     assert unescaped_markdown(summary) == []
     assert summary.count("](") == 1 and "![" not in summary
     assert [line for line in summary.splitlines() if line.startswith("#")] == [
-        f"# depthlab report: {report.md(root.name)}",
+        f"# depthlab report: {report_html.md(root.name)}",
         "## Verdicts",
         "## Runs",
     ]
@@ -279,8 +280,94 @@ def test_markdown_in_records_is_escaped_and_every_problem_is_listed(
     line = re.escape(f"- #4 [y](z) (id {LINK}): ") + ".*" + re.escape(f": failed: {MARKDOWN}")
     assert re.search(f"^{line} # a heading > a quote$", text, re.M)  # one line
     for problem in problems:  # in both files, escaped for each
-        assert f"- not read: {report.md(problem)}" in summary.splitlines()
+        assert f"- not read: {report_html.md(problem)}" in summary.splitlines()
         assert f"<li>{html.escape(problem)}</li>" in page
     section = re.search(r'<h2 id="unreadable">Files not read</h2>(.*?)<h2', page).group(1)
     assert section.count("<li>") == 2
     assert f"failed: {html.escape(MARKDOWN)}" in page  # the HTML shows the text as it is
+
+
+def mixed_init_sweep() -> Sweep:
+    """Four runs: Kaiming (init.nonlinearity relu, no sigma_w2) and Gaussian (sigma_w2 1
+    and 2, no nonlinearity) at depths 3 and 100; width 64 in all; tiny final losses."""
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c", "d"],
+            "status": ["ok"] * 4,
+            "diverged_step": [None] * 4,
+            "path": ["0", "1", "2", "3"],
+            "depth": [3, 100, 3, 100],
+            "width": [64] * 4,
+            "init": ["kaiming_normal", "kaiming_normal", "gaussian", "gaussian"],
+            "init.nonlinearity": ["relu", "relu", None, None],
+            "init.sigma_w2": [float("nan"), float("nan"), 1.0, 2.0],
+            "final_loss": [3.19e-09, 0.123456, 1234.5, 2.0],
+        }
+    )
+    return Sweep(Path("mixed"), runs, pd.DataFrame())
+
+
+def test_summary_shows_keys_that_vary_blank_where_they_do_not_apply() -> None:
+    text = format_summary(mixed_init_sweep())
+    lines = text.splitlines()
+    assert "nan" not in text.lower()
+    assert lines[0] == "same for every run: width=64, init.nonlinearity=relu (where set)"
+    header = lines[1].split()
+    assert header == ["depth", "init", "sigma_w2", "status", "loss"]  # no constant column
+    assert lines[2].split() == ["3", "kaiming_normal", "ok", "3.19e-09"]  # blank sigma_w2
+    assert lines[4].split() == ["3", "gaussian", "1", "ok", "1230"]  # 3 significant figures
+    assert all(len(line) <= 100 for line in lines)
+
+
+def test_report_tables_show_only_keys_that_vary_and_apply() -> None:
+    sweep = mixed_init_sweep()
+    runs = report_sections.runs_html(sweep)
+    heads = re.findall(r'<th title="([^"]*)">', runs)
+    assert heads == ["run", "depth", "init", "init.sigma_w2", "status", "loss"]
+    assert "nan" not in runs.lower() and "<td>3.19e-09</td>" in runs
+    config = report_sections.config_html(sweep)
+    assert "nan" not in config.lower() and "<td>1, 2 (n/a for some runs)</td>" in config
+    assert "<td>relu (where set)</td>" in config
+
+
+def test_figures_as_svg_files_that_parse_as_xml(sweep_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert report.main([str(sweep_dir), "--out", str(out), "--format", "svg"]) == 0
+    assert printed.getvalue().splitlines()[-1] == f"figures: {tmp_path / 'r_figures'}"
+    files = sorted((tmp_path / "r_figures").iterdir())
+    assert {"delta_profile.svg", "loss_curves.svg", "exploding-delta_profiles.svg"} <= {
+        f.name for f in files
+    }
+    for file in files:
+        assert ElementTree.parse(file).getroot().tag == "{http://www.w3.org/2000/svg}svg"
+    assert 'src="data:image/svg+xml;base64,' in out.read_text()
+
+
+def test_two_sweeps_side_by_side_name_both(sweep_dir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "beta"
+    data = Teacher(in_dim=8, num_outputs=3, num_train=256, num_test=64)
+    for job, depth in enumerate((3, 12)):
+        cfg = Config(depth=depth, width=16, activation="tanh", data=data, steps=10, eval_every=5)
+        train(cfg, other / str(job))
+    sweep = report.load([sweep_dir, other])
+    assert report.sweep_names(sweep) == [sweep_dir.name, "beta"]
+    fig = plots.loss_curves(sweep)
+    legend = fig.axes[0].get_legend()
+    assert legend.get_title().get_text() == "sweep"
+    assert [t.get_text() for t in legend.get_texts()] == sorted([sweep_dir.name, "beta"])
+    plt.close("all")
+    page, summary = make_report_of([str(sweep_dir), str(other)], tmp_path / "c.html")
+    assert f"<h1>depthlab report: {sweep_dir.name} vs beta</h1>" in page
+    assert f"<td>{sweep_dir.name}</td>" in page and "<td>beta</td>" in page  # runs table
+    assert summary.startswith(f"# depthlab report: {report_html.md(sweep_dir.name)} vs beta")
+    assert "6 runs: " in plain(summary)
+
+
+def make_report_of(folders: list[str], out: Path) -> tuple[str, str]:
+    """The HTML and Markdown of ``python -m depthlab.report FOLDERS --out OUT``."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert report.main([*folders, "--out", str(out)]) == 0
+    assert plt.get_fignums() == []
+    return out.read_text(), out.with_suffix(".md").read_text()

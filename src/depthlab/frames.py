@@ -169,3 +169,19 @@ def split_keys(sweep: Sweep, skip: tuple[str, ...] = ("seed",)) -> list[str]:
     if SWEEP_COLUMN in runs and runs[SWEEP_COLUMN].nunique() > 1:
         keys.insert(0, SWEEP_COLUMN)
     return keys
+
+
+def combine(sweeps: list[Sweep], names: list[str] | None = None) -> Sweep:
+    """Several sweeps as one, each run labelled in a ``sweep`` column by its name (default:
+    its folder's name), the runs and metrics in the order given, the problems of all; the
+    root is the first sweep's. The contract of ``depthlab.results.load_sweeps``, which the
+    report uses where it exists."""
+    names = names or [s.root.resolve().name for s in sweeps]
+    runs = [s.runs.assign(**{SWEEP_COLUMN: n}) for s, n in zip(sweeps, names, strict=True)]
+    metrics = [s.metrics for s in sweeps if not s.metrics.empty]
+    return Sweep(
+        sweeps[0].root,
+        pd.concat(runs, ignore_index=True),
+        pd.concat(metrics, ignore_index=True) if metrics else sweeps[0].metrics,
+        [p for s in sweeps for p in s.problems],
+    )

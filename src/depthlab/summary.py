@@ -1,4 +1,6 @@
-"""The table printed after a sweep (and the line after a single run)."""
+"""The table printed after a sweep (and the line after a single run): for people, so only
+the keys that vary and apply (see :mod:`depthlab.tables`), the others in one line above,
+numbers in three significant figures, at most 100 characters wide."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from depthlab.frames import SWEEP_COLUMN
 from depthlab.records import RUN_FILE, read_run
 from depthlab.results import Sweep, load_sweep
+from depthlab.tables import constant_line, key_split, text_table
 
 FIGURE_COLUMNS = {
     "final_loss": "loss",
@@ -25,13 +29,31 @@ FIGURE_COLUMNS = {
 }
 
 
+def config_keys(sweep: Sweep) -> list[str]:
+    """The keys a run table may show: ``sweep`` (when several sweeps are loaded as one),
+    then the configuration columns."""
+    keys = [k for k in sweep.config_columns() if k != SWEEP_COLUMN]
+    return ([SWEEP_COLUMN] if SWEEP_COLUMN in sweep.runs else []) + keys
+
+
+def summary_keys(sweep: Sweep) -> tuple[list[str], dict[str, str]]:
+    """(the keys that vary where they apply, the others with their one value): see
+    :func:`depthlab.tables.key_split`. A single run shows its depth."""
+    varying, constant = key_split(sweep.runs, config_keys(sweep))
+    if not varying and "depth" in sweep.runs:
+        varying = ["depth"]
+        constant.pop("depth", None)
+    return varying, constant
+
+
 def summary_table(sweep: Sweep) -> pd.DataFrame:
-    """One line per run: the swept keys, status, final train/test loss and accuracy, wall time."""
+    """One line per run: the keys that vary and apply (blank where a key does not apply to
+    the run), status, final train/test loss and accuracy, delta ratios, wall time."""
     runs = sweep.runs
     if runs.empty:
         return pd.DataFrame()
-    keys = sweep.swept_keys() or ["depth"]
-    table = runs[keys].copy()
+    keys, _ = summary_keys(sweep)
+    table = runs[keys].astype(object).where(runs[keys].notna(), "")
     table["status"] = [
         f"diverged@{int(s)}" if st == "diverged" and pd.notna(s) else st
         for st, s in zip(runs["status"], runs["diverged_step"], strict=False)
@@ -49,14 +71,13 @@ def report_command(sweep_dir: Path | str) -> str:
 
 
 def format_summary(sweep: Sweep, report: bool = False) -> str:
-    """The summary table as text, any files not read, the command that makes the sweep's
+    """The keys the same for every run (one wrapped line), the summary table as text (at
+    most 100 characters wide), any files not read, the command that makes the sweep's
     report (``report``) and, last, the folder."""
     table = summary_table(sweep)
-    lines = [
-        table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
-        if not table.empty
-        else "(no runs)"
-    ]
+    keys, constant = summary_keys(sweep)
+    lines = [constant_line(constant)] if len(sweep.runs) > 1 and constant else []
+    lines.append(text_table(table, keys))
     lines += [f"not read: {p}" for p in sweep.problems]
     if report:
         lines.append(report_command(sweep.root))
