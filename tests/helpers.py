@@ -5,16 +5,74 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from depthlab.config import Config
 from depthlab.data import CLASSIFICATION, Data, Teacher
 from depthlab.inits import Gaussian
 from depthlab.optimizers import Momentum
 from depthlab.probes.schedule import MinimalProbes
+from depthlab.records import METRICS_SCHEMA, RunRecorder
+
+Metric = tuple[int, int, str, float]  # step, layer, metric, value
+Row = tuple[str, int, int, int, str, float]  # run_id, seed, step, layer, metric, value
+
+
+def fake_run(
+    folder: Path, row: Mapping[str, Any], metrics: Iterable[Metric] = (), status: str = "ok"
+) -> list[Row]:
+    """A run folder as depthlab writes one (by ``RunRecorder``): ``run.parquet`` holds
+    ``row`` (it needs ``run_id``; its ``seed``, default 0, is also the metric rows' seed)
+    and the ``metrics`` rows go in one part file per step (part k holds the k-th step met,
+    in the order given). ``status`` ``running`` leaves the run as a killed one leaves it.
+    Returns the metric rows as ``load_sweep`` reads them back."""
+    seed = int(row.get("seed", 0))
+    recorder = RunRecorder(folder, row, seed=seed)
+    rows: list[Row] = []
+    for step, layer, metric, value in metrics:
+        if rows and step != rows[-1][2]:
+            recorder.flush()
+        recorder.log(step, layer, metric, value)
+        rows.append((str(row["run_id"]), seed, step, layer, metric, float(value)))
+    if status == "running":
+        recorder.flush()
+    else:
+        recorder.finish(status)
+    return rows
+
+
+def fake_sweep(
+    root: Path,
+    runs: Iterable[Mapping[str, Any]],
+    metrics: Mapping[str, Iterable[Metric]] | None = None,
+) -> list[Row]:
+    """A sweep folder of fake runs, the one way tests build records on disk: each of
+    ``runs`` is a run.parquet row written by :func:`fake_run` into ``root/FOLDER``, where
+    the row's key ``folder`` names FOLDER (default: the run's position, 0, 1, ...) and
+    ``status`` its end (default ``ok``), with the rows ``metrics[run_id]`` (none when
+    absent). Returns every metric row written, in the order of ``runs``."""
+    metrics = metrics or {}
+    rows: list[Row] = []
+    for index, run in enumerate(runs):
+        run = dict(run)
+        folder = root / str(run.pop("folder", index))
+        status = run.pop("status", "ok")
+        rows += fake_run(folder, run, metrics.get(run["run_id"], ()), status)
+    return rows
+
+
+def metric_frame(rows: Iterable[Row]) -> pd.DataFrame:
+    """Metric rows as ``load_sweep`` returns them: METRICS_SCHEMA's columns and types."""
+    columns = dict(zip(METRICS_SCHEMA.names, zip(*rows, strict=True), strict=True))
+    if not columns:
+        return METRICS_SCHEMA.empty_table().to_pandas()
+    return pa.table(columns, schema=METRICS_SCHEMA).to_pandas()
 
 
 def good_arrays(rng: np.random.Generator, task: str = CLASSIFICATION) -> dict[str, np.ndarray]:

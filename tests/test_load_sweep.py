@@ -12,34 +12,23 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import Metric, Row, fake_run, metric_frame
 
-from depthlab.records import METRICS_DIR, METRICS_SCHEMA, RUN_FILE, RunRecorder
+from depthlab.records import METRICS_DIR, METRICS_SCHEMA, RUN_FILE
 from depthlab.results import load_sweep
 
-Row = tuple[str, int, int, int, str, float]
 ELOOP = os.strerror(errno.ELOOP)  # what a loop of links says, in the words of this system
 
 
 def write_run(folder: Path, run_id: str, seed: int = 0, parts: int = 2) -> list[Row]:
     """A finished run with ``parts`` part files of loss (layer 0) and delta_norm (layers
     1..3) rows whose values encode run, part and layer; returns the rows as written."""
-    recorder = RunRecorder(folder, {"run_id": run_id, "depth": 3}, seed=seed)
-    rows: list[Row] = []
     base = 1000.0 * (sum(map(ord, run_id)) % 97)
+    metrics: list[Metric] = []
     for part in range(parts):
-        recorder.log(part, 0, "loss", base + part)
-        recorder.log(part, [1, 2, 3], "delta_norm", [base + part + l / 10 for l in (1, 2, 3)])
-        recorder.flush()
-        rows.append((run_id, seed, part, 0, "loss", base + part))
-        rows += [(run_id, seed, part, l, "delta_norm", base + part + l / 10) for l in (1, 2, 3)]
-    recorder.finish("ok")
-    return rows
-
-
-def frame(rows: list[Row]) -> pd.DataFrame:
-    """The rows as load_sweep returns them: METRICS_SCHEMA columns and types."""
-    columns = dict(zip(METRICS_SCHEMA.names, zip(*rows, strict=True), strict=True))
-    return pa.table(columns, schema=METRICS_SCHEMA).to_pandas()
+        metrics.append((part, 0, "loss", base + part))
+        metrics += [(part, l, "delta_norm", base + part + l / 10) for l in (1, 2, 3)]
+    return fake_run(folder, {"run_id": run_id, "depth": 3, "seed": seed}, metrics)
 
 
 def only(expected: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -58,7 +47,7 @@ def sweep_dir(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
     (tmp_path / ".hydra").mkdir()
     write_run(tmp_path / ".hydra" / "stray", "hidden")
     assert (tmp_path / "0" / ".superseded").is_dir()
-    return tmp_path, frame(rows)
+    return tmp_path, metric_frame(rows)
 
 
 def part(root: Path, run: str, name: str) -> Path:
@@ -203,7 +192,7 @@ def test_an_empty_sweep_and_a_run_without_metrics(tmp_path: Path) -> None:
     sweep = load_sweep(tmp_path)
     assert sweep.runs.empty and sweep.metrics.empty and sweep.problems == []
     assert list(sweep.metrics.columns) == METRICS_SCHEMA.names
-    RunRecorder(tmp_path / "0", {"run_id": "x"}, seed=0)  # started, nothing flushed yet
+    fake_run(tmp_path / "0", {"run_id": "x"}, status="running")  # started, nothing flushed yet
     sweep = load_sweep(tmp_path)
     assert list(sweep.runs["status"]) == ["running"] and sweep.metrics.empty
     assert sweep.problems == []

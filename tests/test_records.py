@@ -1,15 +1,15 @@
-"""The storage contract: schemas, validators, incremental writes, tolerant sweep reading."""
+"""The storage contract: schemas, validators, incremental writes, tolerant sweep reading
+(Sweep.frame and load_sweeps: test_sweep_frames.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import fake_sweep
 
-from depthlab.errors import ConfigError
 from depthlab.records import (
     METRICS_DIR,
     METRICS_SCHEMA,
@@ -89,11 +89,16 @@ def test_run_validator_rejects_contract_breaks() -> None:
         validate_run(run_table({"run_id": "a", "status": "ok"}).drop_columns(["final_loss"]))
 
 
+def run_row(depth: int, folder: str | None = None) -> dict:
+    """The row ``recorder`` writes, for :func:`helpers.fake_sweep`."""
+    row = {"run_id": f"r{depth}", "depth": depth, "activation": "relu", "seed": 7}
+    return row if folder is None else {**row, "folder": folder}
+
+
 def test_load_sweep_names_corrupt_files_and_reads_the_rest(tmp_path: Path) -> None:
-    for job, depth in enumerate((3, 10, 100)):
-        rec = recorder(tmp_path / str(job), depth)
-        rec.log(0, 0, "loss", float(depth))
-        rec.finish("ok")
+    depths = (3, 10, 100)
+    losses = {f"r{d}": [(0, 0, "loss", float(d))] for d in depths}
+    fake_sweep(tmp_path, [run_row(d) for d in depths], losses)
     (tmp_path / "1" / RUN_FILE).write_bytes(b"not parquet")
     (tmp_path / "2" / METRICS_DIR / "part-00000.parquet").write_bytes(b"PAR1trunc")
     sweep = load_sweep(tmp_path)
@@ -103,38 +108,9 @@ def test_load_sweep_names_corrupt_files_and_reads_the_rest(tmp_path: Path) -> No
     assert list(sweep.metrics["value"]) == [3.0]
 
 
-def test_sweep_frame_joins_swept_keys(tmp_path: Path) -> None:
-    for job, depth in enumerate((3, 10)):
-        rec = recorder(tmp_path / str(job), depth)
-        rec.log(0, 0, "loss", float(depth))
-        rec.finish("ok")
-    sweep = load_sweep(tmp_path)
-    assert sweep.swept_keys() == ["depth"]
-    frame = sweep.frame()
-    assert isinstance(frame, pd.DataFrame)
-    assert list(frame["depth"]) == list(frame["value"].astype(int))
-    assert frame["layers_from_output"].isna().all()  # network-level rows have no layer
-
-
-def test_sweep_frame_aligns_depths_at_the_output_and_names_an_unknown_key(tmp_path: Path) -> None:
-    for job, depth in enumerate((3, 10)):
-        rec = recorder(tmp_path / str(job), depth)
-        for layer in range(1, depth + 2):  # hidden layers 1..depth, output layer depth + 1
-            rec.log(0, layer, "delta_norm", float(layer))
-        rec.finish("ok")
-    sweep = load_sweep(tmp_path)
-    frame = sweep.frame(["depth", "status"])
-    distance = frame["depth"] + 1 - frame["value"]
-    assert (frame["layers_from_output"] == distance).all()
-    at_output = frame[frame["layers_from_output"] == 0]
-    assert sorted(at_output["value"]) == [4.0, 11.0]  # each net's output layer
-    with pytest.raises(ConfigError, match="keys=widht: not a run column"):
-        sweep.frame(["widht"])
-
-
 def test_load_sweep_orders_jobs_numerically_beside_named_folders(tmp_path: Path) -> None:
-    for name, depth in (("10", 10), ("2", 2), ("extra", 7)):  # e.g. a custom sweep subdir
-        recorder(tmp_path / name, depth).finish("ok")
+    # e.g. a custom sweep subdir beside Hydra's numbered job folders
+    fake_sweep(tmp_path, [run_row(10, "10"), run_row(2, "2"), run_row(7, "extra")])
     assert list(load_sweep(tmp_path).runs["depth"]) == [2, 10, 7]
 
 

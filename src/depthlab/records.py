@@ -15,6 +15,12 @@ A run directory holds
 ``layer`` follows the derivation: 1..L, L the output layer; network-level values (loss,
 accuracy) use ``NETWORK_LAYER`` = 0. A new metric adds rows, never columns. Files are
 written to a temporary name and renamed, so no reader ever sees half a file.
+
+Which columns of a run row are configuration keys (:func:`config_column_names`): all but
+the core ``RUN_SCHEMA`` columns, how and where the run ran (``ENVIRONMENT_COLUMNS``), what
+keys resolved to and library versions (``DERIVED_SUFFIXES``), and the labels a reader adds
+(``path``, ``sweep``). Several seeds trained at once as replicas each get a complete run
+folder ``RUN_DIR/seed=S`` (:func:`replica_folders`).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import datetime as dt
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +79,18 @@ RUN_SCHEMA = pa.schema(
         ("finished_at", pa.string()),
     ]
 )
+
+# Run-row columns that are no configuration key beside RUN_SCHEMA's: how and where the run
+# ran, and (by suffix) what a key resolved to and the library versions.
+ENVIRONMENT_COLUMNS = ("device_name", "denormals_flushed", "batched_runs")
+DERIVED_SUFFIXES = ("_version", "_resolved")
+# Columns a reader adds to the run rows: the run folder relative to its sweep (load_sweep),
+# and the name of the sweep it belongs to (load_sweeps, several sweeps read as one).
+PATH_COLUMN = "path"
+SWEEP_COLUMN = "sweep"
+# A replica's folder inside its configuration's run folder: ``seed=S``.
+REPLICA_PREFIX = "seed="
+REPLICA_GLOB = f"{REPLICA_PREFIX}*"
 
 METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # A recorder writes a part file whenever this many rows wait in memory (about 30 MB), so
@@ -127,6 +145,22 @@ def run_table(row: Mapping[str, Any]) -> pa.Table:
             arrays.append(pa.array([value]))
             names.append(key)
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def config_column_names(columns: Iterable[str]) -> list[str]:
+    """The ``columns`` of run rows that hold configuration keys, in their order: all but
+    ``RUN_SCHEMA``'s, ``ENVIRONMENT_COLUMNS``, those ending in ``DERIVED_SUFFIXES``, and the
+    reader's ``path`` and ``sweep``."""
+    skip = {*RUN_SCHEMA.names, *ENVIRONMENT_COLUMNS, PATH_COLUMN, SWEEP_COLUMN}
+    return [c for c in columns if c not in skip and not c.endswith(DERIVED_SUFFIXES)]
+
+
+def replica_folders(run_dir: Path, seeds: Sequence[int]) -> list[Path]:
+    """Where each seed's records go: ``run_dir`` itself for a single seed (an ordinary run),
+    else one complete run folder per seed, ``run_dir/seed=S``."""
+    if len(seeds) == 1:
+        return [run_dir]
+    return [run_dir / f"{REPLICA_PREFIX}{seed}" for seed in seeds]
 
 
 def set_aside_previous(run_dir: Path) -> Path | None:
