@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from helpers import relu_momentum
 
+import depthlab.evaluation as evaluation
 import depthlab.train as train_module
 from depthlab.batching import Off, On
 from depthlab.config import Config
@@ -25,6 +26,7 @@ from depthlab.inits import (
     SkipInit,
     TorchDefault,
 )
+from depthlab.loop import TrainingLoop
 from depthlab.optimizers import Adam, Momentum
 from depthlab.probes.schedule import FullProbes, MinimalProbes, NoProbes
 from depthlab.records import read_metrics, read_run
@@ -189,7 +191,7 @@ def test_a_failure_is_recorded_for_its_batch_and_the_other_batches_still_train(
 ) -> None:
     cfg = dataclasses.replace(plain, probes=MinimalProbes(), steps=5, batching=On(max=2))
     configs = [dataclasses.replace(cfg, seed=s) for s in range(4)]
-    original, calls = train_module._train, {"n": 0}
+    original, calls = TrainingLoop.run, {"n": 0}
 
     def first_fails(*args, **kwargs):
         calls["n"] += 1
@@ -197,7 +199,7 @@ def test_a_failure_is_recorded_for_its_batch_and_the_other_batches_still_train(
             raise RuntimeError("disk on fire")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "_train", first_fails)
+    monkeypatch.setattr(TrainingLoop, "run", first_fails)
     with pytest.raises(RuntimeError, match="disk on fire"):
         train_group([Member(c, tmp_path / str(i)) for i, c in enumerate(configs)])
     statuses = [read_run(tmp_path / str(i))["status"] for i in range(4)]
@@ -296,7 +298,8 @@ def test_a_slice_of_replicas_computes_what_the_whole_model_computes(
     import torch
 
     from depthlab.data import load_data
-    from depthlab.train import build_model, evaluate
+    from depthlab.evaluation import evaluate
+    from depthlab.train import build_model
 
     cpu = torch.device("cpu")
     cfg = dataclasses.replace(plain, norm=norm, residual=residual, branch_scale=0.5)
@@ -310,7 +313,7 @@ def test_a_slice_of_replicas_computes_what_the_whole_model_computes(
         assert torch.equal(model(data.x_test, slice(1, 4)), whole[1:4])
     figures = {}
     for limit in (1, 10**12):  # one replica a pass, then all five at once
-        monkeypatch.setattr(train_module, "EVAL_BYTES", limit)
+        monkeypatch.setattr(evaluation, "EVAL_BYTES", limit)
         figures[limit] = evaluate(model, data.x_test, data.y_test, "cross_entropy", data.task)
     for metric in ("loss", "accuracy"):
         assert np.array_equal(figures[1][metric], figures[10**12][metric])

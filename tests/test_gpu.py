@@ -16,7 +16,7 @@ from depthlab.data import load_data
 from depthlab.inits import Gaussian, KaimingNormal
 from depthlab.losses import LOSSES
 from depthlab.optimizers import Momentum
-from depthlab.probes import COSTLY, Capture, compute, host_arrays, probe_names
+from depthlab.probes import PROBES, Capture, compute, host_arrays, probe_names
 from depthlab.probes.schedule import FullProbes, NoProbes
 from depthlab.records import read_metrics
 from depthlab.resources import run_bytes
@@ -76,7 +76,7 @@ def step_syncs(cfg: Config) -> tuple[int, int]:
     model = build_model(cfg, data, CUDA, torch.float32)
     optimizer = cfg.optimizer.batched(list(model.parameters()), [cfg.optimizer], [cfg.lr])
     x, y = data.x_train[: cfg.batch_size], data.y_train[: cfg.batch_size]
-    names = [n for n in probe_names("full") if n not in COSTLY]
+    names = [n for n in probe_names("full") if not PROBES[n].costly]
 
     def step(probe: bool) -> None:
         with Capture(model) as capture:

@@ -12,7 +12,7 @@ from depthlab.data import CLASSIFICATION
 from depthlab.errors import ConfigError
 from depthlab.inits import INITS, Gaussian, Init
 from depthlab.model import MLP
-from depthlab.probes import PRESETS, PROBES, measure, probe_names
+from depthlab.probes import PROBES, measure, presets, probe_names
 from depthlab.probes.layer_stats import QUANTILES
 from depthlab.reference import ReferenceMLP
 
@@ -167,7 +167,7 @@ def test_measuring_leaves_the_weights_alone() -> None:
 
 
 def test_presets_and_names() -> None:
-    for preset, names in PRESETS.items():
+    for preset, names in presets().items():
         assert probe_names(preset) == list(names)
         assert all(name in PROBES for name in names)
     assert probe_names(["minimal", "acts", "delta"]) == ["delta", "grads", "acts"]

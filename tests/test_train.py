@@ -13,14 +13,15 @@ import pytest
 import torch
 from helpers import at_init, per_layer
 
-import depthlab.train as train_module
+import depthlab.loop as loop_module
 from depthlab.config import Config
 from depthlab.data import Quadratic, load_data
+from depthlab.denormals import flush_denormal, flushing_denormals
 from depthlab.errors import ConfigError
 from depthlab.inits import Gaussian
 from depthlab.optimizers import OPTIMIZERS
 from depthlab.records import NETWORK_LAYER, read_metrics, read_run
-from depthlab.train import build_model, flush_denormal, flushing_denormals, train
+from depthlab.train import build_model, train
 
 CPU = torch.device("cpu")
 
@@ -90,7 +91,7 @@ def test_failure_is_recorded_then_raised(
     tiny: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"n": 0}
-    original = train_module.evaluate
+    original = loop_module.evaluate
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -98,7 +99,7 @@ def test_failure_is_recorded_then_raised(
             raise RuntimeError("disk on fire")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "evaluate", flaky)
+    monkeypatch.setattr(loop_module, "evaluate", flaky)
     with pytest.raises(RuntimeError, match="disk on fire"):
         train(tiny, tmp_path)
     row = read_run(tmp_path)

@@ -28,9 +28,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from depthlab.composing import JobComposer
 from depthlab.config import Config, config_from_container, resolve_device, to_config
 from depthlab.grouping import plan
-from depthlab.provenance import set_aside_other_config
 from depthlab.records import RUN_FILE, read_run
 from depthlab.resources import device_bytes, run_bytes
+from depthlab.resume import set_aside_other_config
 from depthlab.train import replica_dirs
 
 BATCH_ENV = "DEPTHLAB_BATCH"  # set (to the group's number) in a group job's environment
@@ -74,7 +74,7 @@ def launches(
     ``batching=off``, else one job per group (its first member's overrides, its own
     folder ``.batches/K``, ``DEPTHLAB_BATCH=K``), with each group's manifest written. A job
     folder holding a run of another configuration has that run set aside first
-    (``provenance.set_aside_other_config``)."""
+    (``resume.set_aside_other_config``)."""
     from hydra.core.hydra_config import HydraConfig
 
     saved = HydraConfig.instance().cfg

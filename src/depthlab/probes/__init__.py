@@ -8,28 +8,27 @@ import torch
 
 from depthlab.losses import LOSSES
 from depthlab.model import MLP
-from depthlab.probes import curvature, jacobian  # noqa: F401  (register their probes)
-from depthlab.probes.base import COSTLY, PRESETS, PROBES, UPDATES, ProbeInput, probe_names
+from depthlab.probes import curvature, jacobian, layer_stats  # noqa: F401  (register probes)
+from depthlab.probes.base import PROBES, Probe, ProbeInput, presets, probe_names, register_probe
 from depthlab.probes.capture import Capture, LayerTensors, Objective, batch_objective
-from depthlab.probes.layer_stats import update_ratio  # importing registers the probes
 from depthlab.records import METRICS_SCHEMA
 
 __all__ = [
-    "COSTLY",
-    "PRESETS",
     "PROBES",
-    "UPDATES",
     "Capture",
     "LayerTensors",
+    "Probe",
     "ProbeInput",
     "batch_objective",
     "compute",
     "host_arrays",
     "host_rows",
     "measure",
+    "presets",
     "probe_names",
+    "register_probe",
     "row_layers",
-    "update_ratio",
+    "weights_before_update",
 ]
 
 
@@ -38,15 +37,27 @@ def compute(
     tensors: LayerTensors,
     names: list[str],
     objective: Objective | None = None,
+    before: list[torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run the probes ``names`` on one captured pass: {metric: (R, L) float64 tensor}.
     ``objective(net)`` recomputes the pass's per-replica losses through ``net`` (curvature,
-    and delta where the run's dtype underflows: see ``depthlab.probes.layer_stats``)."""
+    and delta where the run's dtype underflows: see ``depthlab.probes.layer_stats``).
+    Without ``before`` the probes around the update are left out; with it (the weights
+    before the update, the model after it) only they run."""
     values: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for name in names:
-            values.update(PROBES[name](ProbeInput(model, tensors, objective)))
+            probe = PROBES[name]
+            if probe.around_update == (before is not None):
+                values.update(probe.measure(ProbeInput(model, tensors, objective, before)))
     return values
+
+
+def weights_before_update(model: MLP, names: list[str]) -> list[torch.Tensor] | None:
+    """Copies of every W^l when one of ``names`` measures around the update, else None."""
+    if not any(PROBES[name].around_update for name in names):
+        return None
+    return [model.layer(l).linear.weight.detach().clone() for l in range(1, model.num_layers + 1)]
 
 
 def host_arrays(values: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

@@ -14,7 +14,7 @@ import torch
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from depthlab.model import preserved_buffers
-from depthlab.probes.base import PROBES, ProbeInput
+from depthlab.probes.base import ProbeInput, register_probe
 
 LANCZOS_VECTORS = 12
 MAX_RESTARTS = 30
@@ -75,7 +75,7 @@ def _extremes(model: torch.nn.Module, objective, replica: int, seed: int) -> tup
     return extremes[0], extremes[1]
 
 
-@PROBES.register("curvature")
+@register_probe("curvature", presets=(), costly=True)
 def curvature(p: ProbeInput) -> dict[str, torch.Tensor]:
     """hessian_max, hessian_min (network-level, layer 0): the extreme Hessian eigenvalues of
     the probed batch's loss, per replica; NaN where no objective is given."""

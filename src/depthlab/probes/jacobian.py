@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from depthlab.model import MLP
-from depthlab.probes.base import PROBES, ProbeInput
+from depthlab.probes.base import ProbeInput, register_probe
 
 JACOBIAN_SAMPLES = 4  # inputs of the batch whose Jacobian spectrum is measured
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
@@ -59,7 +59,7 @@ def spectrum_summary(singular_values: torch.Tensor) -> dict[str, torch.Tensor]:
     return values
 
 
-@PROBES.register("jacobian")
+@register_probe("jacobian", costly=True)
 def jacobian(p: ProbeInput) -> dict[str, torch.Tensor]:
     """Network-level ((R, 1), logged at layer 0): the summary of the Jacobian spectra of the
     first JACOBIAN_SAMPLES inputs of the batch, per replica."""

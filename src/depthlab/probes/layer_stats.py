@@ -7,10 +7,10 @@ Reductions (each value is per replica r and layer l):
   batch-mean loss. Accumulated in float64. Where delta^l is exactly zero although it could
   not be (see :func:`underflowed`), the true value fell below the run's dtype: training saw
   0 there. Such a pass is then repeated on a float64 copy of the network (same weights, same
-  batch) and ``delta_norm`` of every layer of that step is the float64 value, the exact one
-  to float64's rounding; ``delta_underflow`` = 1 marks the layers where training's own
-  delta^l was 0 (0 elsewhere). Only where float64 underflows too (below 1e-308) is the value
-  NaN, never a measured 0.
+  batch) and, for each replica that underflowed, ``delta_norm`` of every layer of that
+  step is the float64 value, the exact one to float64's rounding; ``delta_underflow`` = 1
+  marks the layers where training's own delta^l was 0 (0 elsewhere). Only where float64
+  underflows too (below 1e-308) is the value NaN, never a measured 0.
 - ``delta_mean_abs``: mean over batch and units of |delta_ij^l|, from the same pass as
   ``delta_norm``.
 - ``delta_nonfinite``, ``preact_nonfinite``: 1 where delta^l or z^l holds a NaN or inf, else
@@ -31,8 +31,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from depthlab.model import MLP
-from depthlab.probes.base import PROBES, ProbeInput
+from depthlab.probes.base import ProbeInput, register_probe
 from depthlab.probes.capture import LayerTensors, pass_in_dtype
 
 F64 = torch.float64
@@ -112,7 +111,7 @@ def activations_and_slopes(p: ProbeInput) -> list[tuple[torch.Tensor, torch.Tens
     return pairs
 
 
-@PROBES.register("delta")
+@register_probe("delta", presets=("minimal", "default", "full"))
 def delta(p: ProbeInput) -> dict[str, torch.Tensor]:
     """delta_norm, delta_mean_abs and delta_underflow of every layer (see module docstring)."""
     norm, mean_abs = delta_sums(p.tensors)
@@ -120,8 +119,11 @@ def delta(p: ProbeInput) -> dict[str, torch.Tensor]:
     exact, lost = norm, underflow
     if p.objective is not None and p.tensors.grads[-1].dtype != F64 and underflow.any():
         twin, tensors = pass_in_dtype(p.model, p.objective, F64)
-        exact, mean_abs = delta_sums(tensors)
-        lost = underflowed(ProbeInput(twin, tensors), exact)
+        norm64, mean_abs64 = delta_sums(tensors)
+        mine = underflow.any(dim=1, keepdim=True)  # replicas that underflowed, each as alone
+        exact = torch.where(mine, norm64, norm)
+        mean_abs = torch.where(mine, mean_abs64, mean_abs)
+        lost = torch.where(mine, underflowed(ProbeInput(twin, tensors), norm64), underflow)
     nan = torch.full_like(norm, float("nan"))
     return {
         "delta_norm": torch.where(lost, nan, exact),
@@ -152,7 +154,7 @@ def _scaled_norm(t: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(flat / scale, dim=2) * scale.squeeze(2)
 
 
-@PROBES.register("grads")
+@register_probe("grads", presets=("minimal", "default", "full"))
 def grads(p: ProbeInput) -> dict[str, torch.Tensor]:
     """weight_grad_norm, bias_grad_norm and weight_norm of every layer."""
     layers = [p.model.layer(l).linear for l in range(1, p.model.num_layers + 1)]
@@ -172,7 +174,7 @@ def _mean_std(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, (second - mean.pow(2)).clamp_min(0).sqrt()
 
 
-@PROBES.register("preacts")
+@register_probe("preacts", presets=("default", "full"))
 def preacts(p: ProbeInput) -> dict[str, torch.Tensor]:
     """preact_mean, preact_std: statistics of z^l over batch and units."""
     mean, std = _mean_std(p.tensors.preacts)
@@ -183,7 +185,7 @@ def preacts(p: ProbeInput) -> dict[str, torch.Tensor]:
     }
 
 
-@PROBES.register("acts")
+@register_probe("acts", presets=("default", "full"))
 def acts(p: ProbeInput) -> dict[str, torch.Tensor]:
     """act_mean, act_std: statistics of the layer output a^l over batch and units."""
     mean, std = _mean_std(p.tensors.outputs)
@@ -195,7 +197,7 @@ def acts(p: ProbeInput) -> dict[str, torch.Tensor]:
 QUANTILES = {"act_q02": 0.02, "act_q16": 0.16, "act_q50": 0.5, "act_q84": 0.84, "act_q98": 0.98}
 
 
-@PROBES.register("quantiles")
+@register_probe("quantiles")
 def quantiles(p: ProbeInput) -> dict[str, torch.Tensor]:
     """act_q02 .. act_q98: quantiles of the layer output a^l over batch and units (linear
     interpolation between order statistics, as numpy.quantile): the whole distribution at
@@ -224,7 +226,7 @@ def hist_metric(lower: float) -> str:
     return f"delta_hist_{sign}{abs(lower):.1f}".replace(".", "_")
 
 
-@PROBES.register("histogram")
+@register_probe("histogram")
 def histogram(p: ProbeInput) -> dict[str, torch.Tensor]:
     """delta_hist_*: the distribution of |delta_ij^l| (per-sample deltas) over log10 bins
     (HIST_EDGES; values below 1e-60 count in the lowest bin, above 1e+10 in the highest),
@@ -252,7 +254,7 @@ def histogram(p: ProbeInput) -> dict[str, torch.Tensor]:
 SATURATION = {"sigmoid": (0.5, 0.47), "tanh": (0.0, 0.97), "erf": (0.0, 0.97)}
 
 
-@PROBES.register("units")
+@register_probe("units")
 def units(p: ProbeInput) -> dict[str, torch.Tensor]:
     """dphi_mean, saturation and dead_frac of every layer.
 
@@ -281,7 +283,7 @@ def units(p: ProbeInput) -> dict[str, torch.Tensor]:
     }
 
 
-@PROBES.register("residual")
+@register_probe("residual")
 def residual(p: ProbeInput) -> dict[str, torch.Tensor]:
     """branch_ratio: ||alpha h^l|| / ||a^{l-1}|| over the batch (Frobenius norms) for layers
     with a skip, a^l = a^{l-1} + alpha h^l (alpha h^l read as a^l - a^{l-1}); NaN without."""
@@ -292,9 +294,11 @@ def residual(p: ProbeInput) -> dict[str, torch.Tensor]:
     return {"branch_ratio": ratio.masked_fill(~has_skip[None, :], float("nan"))}
 
 
-def update_ratio(model: MLP, before: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+@register_probe("updates", around_update=True)
+def update_ratio(p: ProbeInput) -> dict[str, torch.Tensor]:
     """update_ratio: ||W^l_after - W^l_before||_F / ||W^l_before||_F of one optimiser step,
-    from the weights ``before`` it and the model after it."""
+    from the weights before it (``p.before``) and the model after it."""
+    model, before = p.model, p.before
     after = [model.layer(l).linear.weight.detach() for l in range(1, model.num_layers + 1)]
     (change,) = by_layer([a - b for a, b in zip(after, before, strict=True)], _sumsq)
     (size,) = by_layer(before, _sumsq)

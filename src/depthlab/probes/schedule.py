@@ -1,7 +1,7 @@
 """When and what to probe: the ``probes`` config group.
 
 Options ``minimal``, ``default``, ``full`` and ``none`` name the probes they run (presets of
-:data:`depthlab.probes.base.PRESETS`, or an explicit list: ``probes.names=[delta,acts]``)
+:func:`depthlab.probes.base.presets`, or an explicit list: ``probes.names=[delta,acts]``)
 and share one schedule: step 0 (before any update) and the last step always, every
 ``every`` steps (0: no others), and ``log_points`` log-spaced steps in 1..steps. The costly
 probes (jacobian, curvature: seconds a step at depth 100) run only at step 0, the last
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from depthlab.errors import ConfigError
-from depthlab.probes.base import PRESETS, PROBES
+from depthlab.probes.base import PRESET_NAMES, PROBES
 from depthlab.registry import Registry
 
 
@@ -78,7 +78,7 @@ class ProbeSchedule:
     names: list[str] = field(default_factory=list)
     every: int = 50  # probed steps cost several plain steps at depth 100 (see README)
     log_points: int = 0
-    costly_every: int = 0  # jacobian and curvature: step 0, the last step, and every n (0: no)
+    costly_every: int = 0  # costly probes: step 0, the last step, and every n (0: no)
 
     def steps(self, total: int) -> Steps:
         """The steps in 0..total at which the probes run (empty without probes)."""
@@ -92,14 +92,14 @@ class ProbeSchedule:
         return Steps(total, self.every, points)
 
     def costly_steps(self, total: int) -> Steps:
-        """The steps at which the costly probes (jacobian, curvature) run, if selected."""
+        """The steps at which the costly probes (``Probe.costly``) run, if selected."""
         return Steps(total, self.costly_every, within=self.steps(total))
 
     def check(self, key: str = "probes") -> None:
         for name in self.names:
-            if name not in PROBES and name not in PRESETS:
+            if name not in PROBES and name not in PRESET_NAMES:
                 raise ConfigError(
-                    f"{key}.names", name, [*PRESETS, *PROBES.names()], "unknown probe"
+                    f"{key}.names", name, [*PRESET_NAMES, *PROBES.names()], "unknown probe"
                 )
 
 
