@@ -11,6 +11,7 @@ import pandas as pd
 
 from depthlab import frames
 from depthlab.results import Sweep
+from depthlab.tables import short_names
 
 MAX_PANELS = 12  # more combinations than this: the first ones, named in the title
 
@@ -72,10 +73,12 @@ def facet_axes(
     for ax in axes.ravel()[len(shown) :]:
         ax.set_visible(False)
     panels = list(zip(axes.ravel(), [cell for _, cell in shown], strict=False))
+    names = short_names(facets)
     for ax, (values, _) in zip(axes.ravel(), shown, strict=False):
         if facets:
             pairs = zip(facets, _as_tuple(values), strict=True)
-            ax.set_title(", ".join(f"{k}={_text(v)}" for k, v in pairs), fontsize=8, loc="left")
+            title = ", ".join(f"{names[k]}={_text(v)}" for k, v in pairs)
+            ax.set_title(textwrap.fill(title, 60), fontsize=8, loc="left")
     if len(groups) > MAX_PANELS:
         fig.text(0.01, 0.0, f"{len(shown)} of {len(groups)} panels shown", fontsize=7)
     return fig, panels

@@ -160,11 +160,21 @@ def anchored_theory(measured: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataF
     )
 
 
+def varies(column: pd.Series) -> bool:
+    """Whether a key's values differ between the runs it applies to (is set for): a key
+    such as ``init.nonlinearity``, set to relu for Kaiming runs and NaN for the others,
+    does not vary (it only follows ``init``)."""
+    given = column[column.map(lambda v: not (pd.api.types.is_scalar(v) and pd.isna(v)))]
+    return given.astype(str).nunique() > 1
+
+
 def split_keys(sweep: Sweep, skip: tuple[str, ...] = ("seed",)) -> list[str]:
     """The keys that tell runs apart, in the order figures use them (hue, line style, then
     facets): ``sweep`` first when several sweeps are loaded as one, then every swept key
-    but ``skip`` (seeds are drawn as lines of the same hue and style)."""
+    that :func:`varies`, but ``skip`` (seeds are drawn as lines of the same hue and
+    style)."""
     keys = [k for k in sweep.swept_keys() if k not in skip and k != SWEEP_COLUMN]
+    keys = [k for k in keys if varies(sweep.runs[k])]
     runs = sweep.runs
     if SWEEP_COLUMN in runs and runs[SWEEP_COLUMN].nunique() > 1:
         keys.insert(0, SWEEP_COLUMN)

@@ -29,6 +29,25 @@ FIGURE_COLUMNS = {
 }
 
 
+# how a run is carried out, not what it measures: left out of the terminal's "same for
+# every run" line (the report's configuration lists them)
+OPERATIONAL = (
+    "threads",
+    "resume",
+    "lock_timeout",
+    "flush_seconds",
+    "flush_denormal",
+    "compile",
+    "cuda_graph",
+    "batching",
+    "replicas",
+    "device",
+    "probes",
+    "study",
+    "eval_every",
+)
+
+
 def config_keys(sweep: Sweep) -> list[str]:
     """The keys a run table may show: ``sweep`` (when several sweeps are loaded as one),
     then the configuration columns."""
@@ -71,12 +90,14 @@ def report_command(sweep_dir: Path | str) -> str:
 
 
 def format_summary(sweep: Sweep, report: bool = False) -> str:
-    """The keys the same for every run (one wrapped line), the summary table as text (at
+    """The keys the same for every run (one wrapped line, less the :data:`OPERATIONAL`
+    ones), the summary table as text (at
     most 100 characters wide), any files not read, the command that makes the sweep's
     report (``report``) and, last, the folder."""
     table = summary_table(sweep)
     keys, constant = summary_keys(sweep)
-    lines = [constant_line(constant)] if len(sweep.runs) > 1 and constant else []
+    shown = {k: v for k, v in constant.items() if k.split(".")[0] not in OPERATIONAL}
+    lines = [constant_line(shown)] if len(sweep.runs) > 1 and shown else []
     lines.append(text_table(table, keys))
     lines += [f"not read: {p}" for p in sweep.problems]
     if report:

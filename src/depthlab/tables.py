@@ -44,7 +44,7 @@ def _missing(column: pd.Series) -> pd.Series:
 
 def number_text(value: float) -> str:
     """A number in three significant figures: scientific below 1e-3 and from 1e5 up
-    (3.19e-09, 1.2e+06), plain between (0.0123, 12.3, 1230); integers as they are."""
+    (3.19e-09, 1.20e+06), plain between (0.0123, 12.3, 1230); integers as they are."""
     if isinstance(value, (bool, np.bool_)):
         return str(value)
     if isinstance(value, (int, np.integer)):
@@ -54,7 +54,9 @@ def number_text(value: float) -> str:
         return "nan"
     if math.isinf(v) or v == 0:
         return f"{v:g}"
-    if 1e3 <= abs(v) < 1e5:
+    if abs(v) < 1e-3 or abs(v) >= 1e5:
+        return f"{v:.2e}"
+    if abs(v) >= 1e3:
         return f"{round(v, 2 - math.floor(math.log10(abs(v)))):.0f}"
     return f"{v:.3g}"
 
