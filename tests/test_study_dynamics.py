@@ -13,7 +13,8 @@ import pytest
 
 from depthlab.results import Sweep, load_sweep
 from depthlab.studies import STUDIES
-from depthlab.studies.dynamics import CRITERION, best, steps_to, summary, times, verdict
+from depthlab.studies._dynamics_times import steps_to
+from depthlab.studies.dynamics import CRITERION, best, summary, times, verdict
 
 FLOOR = {"linear": 1.6, "tanh": 0.2}  # the planted curves' asymptotes
 START = 2.4

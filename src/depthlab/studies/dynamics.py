@@ -22,6 +22,9 @@ only the two loss criteria):
    Gaussian one, by a factor that grows with depth: at the deepest depth the Gaussian T* is
    at least ``SLOWER`` times the orthogonal one (medians, every seed slower), and that
    factor exceeds the one at the shallowest depth.
+
+Parts: :mod:`._dynamics_times` (T, T* and the lr ranges) and :mod:`._dynamics_figures`;
+here the claims and the verdict.
 """
 
 from __future__ import annotations
@@ -31,89 +34,14 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from depthlab.results import Sweep
+from depthlab.studies._dynamics_figures import loss_figure, sensitivity_figure, time_figure
+from depthlab.studies._dynamics_times import CRITERION, DATA, INIT_ORDER, best, summary, times
 from depthlab.studies.base import STUDIES, Study, Verdict
-from depthlab.studies.common import network_curve
 
-KEYS = ["activation", "init", "depth", "lr", "seed", "steps", "data", "status"]
-CELL = ["activation", "init", "depth", "seed"]
-# Training-loss criteria on MNIST-1D, fixed from the pilot before the grid. linear: 0.1
-# above the best linear classifier's loss (1.60 at every depth of the pilot), reached within
-# 50-150 steps. tanh: 1.40, below anything a linear map reaches, so it needs the tanh.
-CRITERION = {"linear": 1.70, "tanh": 1.40}
-DATA = "mnist1d"  # the criteria hold for this data set only
-SENSITIVITY = 2.0  # an lr is "good" when its T is within this factor of the cell's best
 FLAT = 2.0  # claim 1: max / min over depths of the orthogonal linear net's median T*
 SLOWER = 1.5  # claims 2 and 3: the Gaussian / orthogonal factor (and the depth growth)
-INIT_ORDER = ["orthogonal", "gaussian"]
-
-
-def steps_to(steps: np.ndarray, losses: np.ndarray, criterion: float) -> float:
-    """The first step with loss <= criterion, interpolated linearly in loss between that
-    evaluation and the previous one; inf when no evaluation before a non-finite one gets
-    there (censored)."""
-    for i, loss in enumerate(losses):
-        if not np.isfinite(loss):
-            return float("inf")
-        if loss <= criterion:
-            if i == 0:
-                return float(steps[0])
-            before, after = losses[i - 1], loss
-            fraction = (before - criterion) / (before - after)
-            return float(steps[i - 1] + fraction * (steps[i] - steps[i - 1]))
-    return float("inf")
-
-
-def times(sweep: Sweep) -> pd.DataFrame:
-    """One row per run of an activation with a criterion: its keys, ``criterion`` and
-    ``time`` T (inf when censored)."""
-    curves = network_curve(sweep, "loss", KEYS)
-    curves = curves[curves["activation"].isin(list(CRITERION))]
-    rows = []
-    for run_id, run in curves.groupby("run_id", sort=False):
-        first = run.iloc[0]
-        criterion = CRITERION[first["activation"]]
-        time = steps_to(run["step"].to_numpy(), run["value"].to_numpy(float), criterion)
-        rows.append(
-            {"run_id": run_id, **first[KEYS].to_dict(), "criterion": criterion, "time": time}
-        )
-    return pd.DataFrame(rows, columns=["run_id", *KEYS, "criterion", "time"])
-
-
-def best(table: pd.DataFrame) -> pd.DataFrame:
-    """Per cell (activation, init, depth, seed): ``best_time`` T* = min over lr of T, the
-    ``best_lr``, the good lr range ``lr_low``..``lr_high`` (T <= SENSITIVITY T*), the grid's
-    ``lr_count`` and ``at_edge`` (the best lr is the grid's smallest or largest)."""
-    rows = []
-    for cell, runs in table.groupby(CELL):
-        runs = runs.sort_values("lr")
-        fastest = runs["time"].min()
-        good = runs[runs["time"] <= SENSITIVITY * fastest] if np.isfinite(fastest) else runs[:0]
-        best_lr = runs.loc[runs["time"].idxmin(), "lr"] if np.isfinite(fastest) else np.nan
-        rows.append(
-            {
-                **dict(zip(CELL, cell, strict=True)),
-                "best_time": fastest,
-                "best_lr": best_lr,
-                "lr_low": good["lr"].min() if len(good) else np.nan,
-                "lr_high": good["lr"].max() if len(good) else np.nan,
-                "lr_count": len(runs),
-                "at_edge": len(runs) > 1 and best_lr in (runs["lr"].min(), runs["lr"].max()),
-                "steps": runs["steps"].max(),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def summary(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per (activation, init, depth): the median T* over seeds, its range (low, high), the
-    seeds and how many were censored."""
-    grouped = cells.groupby(["activation", "init", "depth"])["best_time"]
-    table = grouped.agg(median="median", low="min", high="max", seeds="count")
-    table["censored"] = grouped.agg(lambda t: int(np.isinf(t).sum()))
-    return table.reset_index()
 
 
 @dataclass(frozen=True)
@@ -208,10 +136,12 @@ def _x(factor: float) -> str:
 
 
 def _yes(flag: bool) -> str:
+    """'yes' or 'no'."""
     return "yes" if flag else "no"
 
 
 def _numbers(activation: str, found: Comparison) -> dict[str, float]:
+    """The comparison's factors and growth, named by activation and depth."""
     return {
         f"{activation}_factor_depth{found.shallow}": found.factor_shallow,
         f"{activation}_factor_depth{found.deep}": found.factor_deep,
@@ -273,131 +203,9 @@ def verdict(sweep: Sweep) -> Verdict:
     return Verdict("dynamics", all(decided) if decided else None, text, numbers)
 
 
-def _palette() -> dict[str, tuple]:
-    colors = sns.color_palette("tab10")
-    return {"orthogonal": colors[0], "gaussian": colors[3]}
-
-
-def time_figure(cells: pd.DataFrame) -> plt.Figure:
-    """T* against depth per activation (log-log): seeds as points, medians joined, censored
-    cells as triangles at their run's last step (Saxe et al.'s Fig. 6 style)."""
-    activations = sorted(cells["activation"].unique())
-    fig, axes = plt.subplots(
-        1, len(activations), figsize=(4.6 * len(activations), 4), squeeze=False
-    )
-    palette = _palette()
-    for ax, activation in zip(axes[0], activations, strict=True):
-        rows = cells[cells["activation"] == activation]
-        for init in INIT_ORDER:
-            mine = rows[rows["init"] == init]
-            if mine.empty:
-                continue
-            finite = mine[np.isfinite(mine["best_time"])]
-            censored = mine[~np.isfinite(mine["best_time"])]
-            ax.scatter(finite["depth"], finite["best_time"], color=palette[init], s=14, alpha=0.6)
-            ax.scatter(censored["depth"], censored["steps"], color=palette[init], marker="^", s=30)
-            median = mine.groupby("depth")["best_time"].median()
-            ax.plot(median.index, median.to_numpy(), color=palette[init], marker="o", label=init)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xticks(
-            sorted(rows["depth"].unique()), [str(d) for d in sorted(rows["depth"].unique())]
-        )
-        ax.xaxis.set_minor_formatter(plt.NullFormatter())
-        ax.set_xlabel("depth (hidden layers)")
-        ax.set_ylabel(f"steps to training loss {CRITERION[activation]:g} at the best lr")
-        ax.set_title(f"{activation}, on the critical line")
-        ax.legend(fontsize=8, title="▲: not reached", title_fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def sensitivity_figure(table: pd.DataFrame) -> plt.Figure:
-    """T against lr, median over seeds, one panel per (activation, depth); lrs that never met
-    the criterion are drawn at the run's last step with an open marker."""
-    panels = table[["activation", "depth"]].drop_duplicates().sort_values(["activation", "depth"])
-    activations = sorted(panels["activation"].unique())
-    columns = panels.groupby("activation").size().max()
-    fig, axes = plt.subplots(
-        len(activations), columns, figsize=(3.2 * columns, 2.8 * len(activations)), squeeze=False
-    )
-    palette = _palette()
-    for r, activation in enumerate(activations):
-        depths = sorted(panels[panels["activation"] == activation]["depth"])
-        for c in range(columns):
-            ax = axes[r][c]
-            if c >= len(depths):
-                ax.axis("off")
-                continue
-            rows = table[(table["activation"] == activation) & (table["depth"] == depths[c])]
-            for init in INIT_ORDER:
-                mine = rows[rows["init"] == init]
-                if mine.empty:
-                    continue
-                median = mine.groupby("lr")["time"].median()
-                ceiling = mine["steps"].max()
-                shown = median.where(np.isfinite(median), ceiling)
-                ax.plot(shown.index, shown.to_numpy(), color=palette[init], label=init)
-                open_ = ~np.isfinite(median)
-                ax.scatter(shown.index[~open_], shown[~open_], color=palette[init], s=14)
-                ax.scatter(
-                    shown.index[open_],
-                    shown[open_],
-                    facecolor="none",
-                    edgecolor=palette[init],
-                    s=24,
-                )
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_title(f"{activation}, depth {depths[c]}", fontsize=9)
-            ax.set_xlabel("learning rate")
-            ax.set_ylabel("steps to criterion")
-        axes[r][0].legend(fontsize=7, title="open: not reached", title_fontsize=6)
-    fig.suptitle("learning-rate sensitivity (median over seeds)")
-    fig.tight_layout()
-    return fig
-
-
-def loss_figure(sweep: Sweep, cells: pd.DataFrame) -> plt.Figure:
-    """Training loss against step at each cell's best lr (the first seed), per activation;
-    colour: depth, line style: init; the dotted line is the criterion."""
-    curves = network_curve(sweep, "loss", KEYS)
-    activations = sorted(cells["activation"].unique())
-    fig, axes = plt.subplots(
-        1, len(activations), figsize=(4.6 * len(activations), 3.8), squeeze=False
-    )
-    depths = sorted(cells["depth"].unique())
-    colors = dict(zip(depths, sns.color_palette("viridis", len(depths)), strict=True))
-    styles = {"orthogonal": "-", "gaussian": "--"}
-    for ax, activation in zip(axes[0], activations, strict=True):
-        chosen = cells[(cells["activation"] == activation) & np.isfinite(cells["best_lr"])]
-        chosen = chosen[chosen["seed"] == chosen["seed"].min()]
-        for row in chosen.itertuples():
-            run = curves[
-                (curves["activation"] == activation)
-                & (curves["init"] == row.init)
-                & (curves["depth"] == row.depth)
-                & (curves["seed"] == row.seed)
-                & (curves["lr"] == row.best_lr)
-            ]
-            ax.plot(
-                run["step"],
-                run["value"],
-                color=colors[row.depth],
-                ls=styles[row.init],
-                lw=1.2,
-                label=f"{row.init}, depth {row.depth}",
-            )
-        ax.axhline(CRITERION[activation], color="grey", ls=":", lw=1)
-        ax.set_xlabel("step")
-        ax.set_ylabel("training loss")
-        ax.set_title(f"{activation} at each net's best lr")
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    return fig
-
-
 def figures(sweep: Sweep) -> dict[str, plt.Figure]:
+    """``steps_to_criterion`` (T* against depth), ``lr_sensitivity`` (T against lr) and
+    ``loss`` (curves at the best lrs); none without linear or tanh loss curves."""
     table = times(sweep)
     if table.empty:
         return {}
