@@ -13,12 +13,12 @@ import pytest
 from depthlab import theory
 from depthlab.results import Sweep, load_sweep
 from depthlab.studies import STUDIES
+from depthlab.studies._edge_of_chaos_depths import seed_depths
+from depthlab.studies._edge_of_chaos_figures import theory_line
 from depthlab.studies.edge_of_chaos import (
     depth_limits,
     fit_constant,
     heatmap_figure,
-    seed_depths,
-    theory_line,
     trainability,
     verdict,
 )
