@@ -25,7 +25,7 @@ import torch
 from depthlab.config import Config
 from depthlab.data import Teacher
 from depthlab.inits import Gaussian
-from depthlab.records import read_metrics
+from depthlab.records import read_metrics, replica_folders
 from depthlab.train import Member, train, train_group
 
 
@@ -62,7 +62,7 @@ def compare(configs: list[Config], folder: Path) -> tuple[int, int, float]:
     if len(configs) == 1:
         job = configs[0]
         result = train(job, folder / "batched")
-        batched = [folder / "batched" / f"seed={row['seed']}" for row in result.rows]
+        batched = replica_folders(folder / "batched", [row["seed"] for row in result.rows])
         configs = [dataclasses.replace(job, seed=row["seed"], replicas=1) for row in result.rows]
     else:
         train_group([Member(c, folder / f"batched{i}") for i, c in enumerate(configs)])

@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -27,8 +28,14 @@ from depthlab.losses import LOSSES
 from depthlab.probes import Capture, compute, probe_names
 from depthlab.train import build_model
 
+VARIANTS: dict[str, Callable[[int], bool]] = {  # whether step i of a timing is probed
+    "plain": lambda i: False,
+    "every step": lambda i: True,
+    "every 10th": lambda i: i % 10 == 0,
+}
 
-def main() -> None:
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probes", default="default")
     parser.add_argument("--depth", type=int, default=100)
@@ -38,18 +45,45 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--memory", action="store_true", help="peak RSS per variant")
     parser.add_argument("--only", help=argparse.SUPPRESS)  # one variant, for --memory
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     if args.memory:
         return report_memory(args)
     torch.set_flush_denormal(True)
+    names = probe_names(args.probes)
+    kept: list = []  # the probes' values, kept on the device until a timing ends
+    step = sgd_step(args, names, kept)
+    if args.only:  # run one variant for a while, for its peak memory
+        for i in range(args.steps * 5):
+            step(VARIANTS[args.only](i))
+            kept.clear()
+        return None
+    times = interleaved_times(step, args.repeats, args.steps, kept)
+    print(
+        f"probes={args.probes} ({', '.join(names)}), depth {args.depth}, width {args.width}, "
+        f"batch {args.batch}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
+    for name, values in times.items():
+        ratios = [v / p for v, p in zip(values, times["plain"], strict=True)]
+        print(
+            f"{name:>11}: {statistics.median(values) * 1e3:6.2f} ms/step, "
+            f"ratio {statistics.median(ratios):.3f} (range {min(ratios):.2f}-{max(ratios):.2f})"
+        )
+    return None
+
+
+def sgd_step(args: argparse.Namespace, names: list[str], kept: list) -> Callable[[bool], None]:
+    """One SGD step of a tanh MLP of ``args.depth`` x ``args.width`` on a fixed batch,
+    with the probes ``names`` computed (and appended to ``kept``) when asked."""
     cfg = Config(depth=args.depth, width=args.width, activation="tanh")
     cpu = torch.device("cpu")
     data = load_data(cfg.data, cpu, torch.float32)
     model = build_model(cfg, data, cpu, torch.float32)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-6)
     x, y = data.x_train[: args.batch], data.y_train[: args.batch]
-    names = probe_names(args.probes)
-    kept: list = []
 
     def step(probe: bool) -> None:
         if probe:
@@ -64,37 +98,26 @@ def main() -> None:
             loss.backward()
         optimizer.step()
 
-    variants = {
-        "plain": lambda i: False,
-        "every step": lambda i: True,
-        "every 10th": lambda i: i % 10 == 0,
-    }
-    if args.only:  # run one variant for a while, for its peak memory
-        for i in range(args.steps * 5):
-            step(variants[args.only](i))
-            kept.clear()
-        return None
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    return step
+
+
+def interleaved_times(
+    step: Callable[[bool], None], repeats: int, steps: int, kept: list
+) -> dict[str, list[float]]:
+    """Seconds per step of each variant, ``repeats`` timings of ``steps`` steps each, the
+    variants interleaved (A, B, C, A, B, C, ...) after a warm-up."""
+    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for _ in range(3):  # warm up
         step(True)
         step(False)
-    for _ in range(args.repeats):
-        for name, when in variants.items():
+    for _ in range(repeats):
+        for name, when in VARIANTS.items():
             start = time.perf_counter()
-            for i in range(args.steps):
+            for i in range(steps):
                 step(when(i))
-            times[name].append((time.perf_counter() - start) / args.steps)
+            times[name].append((time.perf_counter() - start) / steps)
             kept.clear()
-    print(
-        f"probes={args.probes} ({', '.join(names)}), depth {args.depth}, width {args.width}, "
-        f"batch {args.batch}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-    )
-    for name, values in times.items():
-        ratios = [v / p for v, p in zip(values, times["plain"], strict=True)]
-        print(
-            f"{name:>11}: {statistics.median(values) * 1e3:6.2f} ms/step, "
-            f"ratio {statistics.median(ratios):.3f} (range {min(ratios):.2f}-{max(ratios):.2f})"
-        )
+    return times
 
 
 def report_memory(args: argparse.Namespace) -> None:
