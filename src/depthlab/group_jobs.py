@@ -28,10 +28,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from depthlab.composing import JobComposer
 from depthlab.config import Config, config_from_container, resolve_device, to_config
 from depthlab.grouping import plan
-from depthlab.records import RUN_FILE, read_run
+from depthlab.records import RUN_FILE, read_run, replica_folders
 from depthlab.resources import device_bytes, run_bytes
 from depthlab.resume import set_aside_other_config
-from depthlab.train import replica_dirs
+from depthlab.train import replica_seeds
 
 BATCH_ENV = "DEPTHLAB_BATCH"  # set (to the group's number) in a group job's environment
 BATCH_DIR = ".batches"  # groups' own folders, hidden inside the sweep folder
@@ -150,7 +150,7 @@ def log_member(spec: dict, log_name: str, lines: list[str]) -> None:
 def member_results(spec: dict, cfg: Config) -> list[dict[str, Any]]:
     """The run rows a member's folder holds now (one per replica; unreadable ones left out)."""
     rows = []
-    for f in replica_dirs(cfg, Path(spec["dir"])):
+    for f in replica_folders(Path(spec["dir"]), replica_seeds(cfg)):
         if (f / RUN_FILE).exists():
             try:
                 rows.append(read_run(f))

@@ -29,7 +29,7 @@ from depthlab.loop import Run, TrainingLoop
 from depthlab.model import MLP
 from depthlab.predictions import theory_reason
 from depthlab.provenance import now, record_row
-from depthlab.records import RunRecorder
+from depthlab.records import RunRecorder, replica_folders
 from depthlab.resources import check_fits, device_bytes, run_bytes, split
 from depthlab.resume import finished_rows, set_aside_stale
 from depthlab.seeding import torch_generator
@@ -77,14 +77,6 @@ def replica_seeds(cfg: Config) -> list[int]:
     return [cfg.seed + r for r in range(cfg.replicas)]
 
 
-def replica_dirs(cfg: Config, run_dir: Path) -> list[Path]:
-    """Where each replica's records go: ``run_dir`` itself for an ordinary run, else one
-    sub-folder per replica, ``run_dir/seed=S`` (each a complete run folder)."""
-    if cfg.replicas == 1:
-        return [run_dir]
-    return [run_dir / f"seed={seed}" for seed in replica_seeds(cfg)]
-
-
 def build_model(
     cfg: Config,
     data: DataSet,
@@ -119,7 +111,7 @@ def build_model(
 
 def train(cfg: Config, run_dir: Path | str, label: str = "") -> RunResult:
     """Train one configuration (``replicas`` seeds at once) and write its records into
-    ``run_dir`` (one folder per replica when there are several, see :func:`replica_dirs`).
+    ``run_dir`` (one folder per replica when there are several, see ``records.replica_folders``).
 
     Validates first (ConfigError before anything is written). With ``resume`` a run whose
     folder already holds its finished records is not trained again; otherwise earlier
@@ -165,11 +157,9 @@ def _train_members(members: list[Member], label: str) -> list[RunResult]:
     results: dict[int, RunResult] = {}
     todo = []
     for i, m in enumerate(members):
-        rows = (
-            finished_rows(m.cfg, replica_dirs(m.cfg, m.run_dir), replica_seeds(m.cfg))
-            if m.cfg.resume
-            else None
-        )
+        seeds = replica_seeds(m.cfg)
+        folders = replica_folders(m.run_dir, seeds)
+        rows = finished_rows(m.cfg, folders, seeds) if m.cfg.resume else None
         if rows is not None:
             log.info("%s: finished before in %s, not run again", m.label or "run", m.run_dir)
             results[i] = RunResult(m.run_dir, rows, None, resumed=True)
@@ -212,9 +202,8 @@ def _train_batch(
             label = members[0].label if len(members) == 1 else f"{total} runs batched"
         try:
             for k, m in enumerate(members):
-                for seed, folder in zip(
-                    replica_seeds(m.cfg), replica_dirs(m.cfg, m.run_dir), strict=True
-                ):
+                seeds = replica_seeds(m.cfg)
+                for seed, folder in zip(seeds, replica_folders(m.run_dir, seeds), strict=True):
                     row = record_row(m.cfg, device, uuid.uuid4().hex[:12], seed, total)
                     runs.append(Run(len(runs), k, m.cfg, seed, RunRecorder(folder, row, seed)))
             model = build_model(shared, data, device, dtype, [(r.cfg, r.seed) for r in runs])
