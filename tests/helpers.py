@@ -50,21 +50,40 @@ def fake_run(
 def fake_sweep(
     root: Path,
     runs: Iterable[Mapping[str, Any]],
-    metrics: Mapping[str, Iterable[Metric]] | None = None,
+    metrics: Mapping[str, Iterable[Metric]] | Iterable[Row] | None = None,
 ) -> list[Row]:
-    """A sweep folder of fake runs, the one way tests build records on disk: each of
-    ``runs`` is a run.parquet row written by :func:`fake_run` into ``root/FOLDER``, where
-    the row's key ``folder`` names FOLDER (default: the run's position, 0, 1, ...) and
-    ``status`` its end (default ``ok``), with the rows ``metrics[run_id]`` (none when
-    absent). Returns every metric row written, in the order of ``runs``."""
-    metrics = metrics or {}
+    """A sweep folder of fake runs, the one way tests build records on disk (read them back
+    with ``load_sweep(root)``): each of ``runs`` is a run.parquet row written by
+    :func:`fake_run` into ``root/FOLDER``, where the row's key ``folder`` names FOLDER
+    (default: the run's position, 0, 1, ...) and ``status`` its end (default ``ok``).
+    ``metrics``: each run's ``(step, layer, metric, value)`` rows by run_id, or tidy rows
+    ``(run_id, seed, step, layer, metric, value)`` whose seed is their run's (``seed`` of
+    its row, default 0). Returns every metric row written, in the order of ``runs``."""
+    by_run = _by_run(metrics or {})
     rows: list[Row] = []
     for index, run in enumerate(runs):
         run = dict(run)
         folder = root / str(run.pop("folder", index))
         status = run.pop("status", "ok")
-        rows += fake_run(folder, run, metrics.get(run["run_id"], ()), status)
+        seeds, own = by_run.get(run["run_id"], ((), []))
+        if any(seed != run.get("seed", 0) for seed in seeds):
+            raise ValueError(f"run {run['run_id']}: metric rows of seeds {set(seeds)}")
+        rows += fake_run(folder, run, own, status)
     return rows
+
+
+def _by_run(
+    metrics: Mapping[str, Iterable[Metric]] | Iterable[Row],
+) -> dict[str, tuple[list[int], list[Metric]]]:
+    """The seeds and ``(step, layer, metric, value)`` rows of each run_id."""
+    if isinstance(metrics, Mapping):
+        return {run_id: ([], list(rows)) for run_id, rows in metrics.items()}
+    by_run: dict[str, tuple[list[int], list[Metric]]] = {}
+    for run_id, seed, *metric in metrics:
+        seeds, rows = by_run.setdefault(run_id, ([], []))
+        seeds.append(seed)
+        rows.append(tuple(metric))
+    return by_run
 
 
 def metric_frame(rows: Iterable[Row]) -> pd.DataFrame:

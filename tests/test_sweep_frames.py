@@ -165,3 +165,18 @@ def test_a_run_in_two_sweeps_is_read_once_and_named(two_sweeps, tmp_path) -> Non
     assert counts == {"p3": 5, "p10": 12, "q3": 5}  # p10's rows once
     same = load_sweeps([plain, plain], names=["a", "b"])
     assert list(same.runs["sweep"]) == ["a", "a"] and len(same.problems) == 2
+
+
+def test_fake_sweep_takes_rows_by_run_or_tidy_rows(tmp_path: Path) -> None:
+    runs = [run_row(3, folder="a"), run_row(5, folder="b", status="diverged")]
+    by_run = {"r3": profile(3), "r5": profile(5, 100.0)}
+    written = fake_sweep(tmp_path / "by_run", runs, by_run)
+    assert written == [(r, 7, *m) for r in ("r3", "r5") for m in by_run[r]]
+    assert fake_sweep(tmp_path / "tidy", runs, written) == written
+    for folder in ("by_run", "tidy"):
+        sweep = load_sweep(tmp_path / folder)
+        assert list(sweep.runs["path"]) == ["a", "b"]
+        assert list(sweep.runs["status"]) == ["ok", "diverged"]
+        pd.testing.assert_frame_equal(sweep.metrics, metric_frame(written))
+    with pytest.raises(ValueError, match="seeds"):
+        fake_sweep(tmp_path / "bad", [run_row(3)], [("r3", 0, 0, 1, "delta_norm", 1.0)])
