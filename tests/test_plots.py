@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from helpers import at_init
 
-from depthlab import plots, theory
+from depthlab import frames, plots, theory
 from depthlab.data import Teacher
 from depthlab.results import Sweep, load_sweep
 from depthlab.train import train
@@ -82,7 +82,7 @@ def synthetic_sweep(depths: tuple[int, ...] = (2, 4, 12), seeds: int = 2) -> Swe
 
 
 def test_delta_ratios_pair_measured_and_predicted_per_layer() -> None:
-    ratios = plots.delta_ratios(synthetic_sweep(depths=(3,), seeds=1))
+    ratios = frames.delta_ratios(synthetic_sweep(depths=(3,), seeds=1))
     assert set(ratios["run_id"]) == {"tanh3", "relu3"}
     one = ratios[ratios["run_id"] == "tanh3"].set_index("layer")
     assert list(one.index) == [1, 2, 3]  # l = 1..L-1, L = 4
@@ -99,7 +99,7 @@ def test_delta_ratio_check_is_log_log_with_every_point(hue: str | None) -> None:
     ax = fig.axes[0]
     assert ax.get_xscale() == ax.get_yscale() == "log"
     points = sum(len(c.get_offsets()) for c in ax.collections)
-    assert points == len(plots.delta_ratios(sweep)) == 2 * 2 * (2 + 4 + 12)  # runs, seeds, layers
+    assert points == len(frames.delta_ratios(sweep)) == 2 * 2 * (2 + 4 + 12)  # runs, seeds, layers
     assert ax.get_legend().get_title().get_text() == (hue or "depth")
 
 

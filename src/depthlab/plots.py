@@ -23,10 +23,6 @@ from depthlab.facets import Split, facet_axes, run_title, split_of
 from depthlab.records import NETWORK_LAYER
 from depthlab.results import Sweep
 
-# names that moved to depthlab.frames; tests/test_plots.py and report.py used them from here
-delta_ratios = frames.delta_ratios
-ordered = frames.ordered
-
 UNDERFLOW_LABEL = "delta underflowed (below float range)"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", (0, (5, 1)), ":", "-.", (0, (3, 1, 1, 1, 1, 1)))
