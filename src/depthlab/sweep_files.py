@@ -5,6 +5,7 @@ What each entry is (file, folder, link, loop) comes with its folder's listing, w
 no read per file (a ``stat`` per link). Links to folders are not followed while searching,
 so no loop is walked and no run read twice. Whatever cannot be listed or is not what the
 storage contract says is named in ``problems``, one line each: the path, then why.
+:func:`in_threads` is the thread pool the readers of these files share.
 """
 
 from __future__ import annotations
