@@ -1,22 +1,23 @@
-"""The study presets and the studies written against them (vanishing, degradation,
-seed_regression, textbook); the other studies have their own test_study_NAME.py."""
+"""The study presets, what every study shares (the analysis command line, configs read back
+from a run), the residual inits of the residual_scaling study, and the textbook study
+against the NumPy reference; each study's own tests are in test_study_NAME.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from depthlab.cli import check_jobs
 from depthlab.config import Config, config_from_file
+from depthlab.console.catalogue import expected_seconds
 from depthlab.inits import INITS, Gaussian
 from depthlab.model import MLP
-from depthlab.results import Sweep, load_sweep
-from depthlab.studies import STUDIES, degradation, textbook, vanishing
-from depthlab.studies.common import log_slope, main, retrain
+from depthlab.results import load_sweep
+from depthlab.studies import STUDIES, textbook
+from depthlab.studies.common import log_slope, main
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
@@ -32,6 +33,15 @@ def test_every_study_has_a_preset_a_quick_variant_a_registered_study_and_a_scrip
     assert sorted(STUDIES.names()) == STUDY_NAMES
     full = [p.removesuffix("_full") for p in PRESETS if p.endswith("_full")]
     assert full and set(full) <= set(STUDY_NAMES)  # a GPU form extends a study's preset
+
+
+def test_every_study_preset_states_its_expected_time_once() -> None:
+    """``# expected time: N s`` in the preset is where ``depthlab studies`` reads it."""
+    for name in STUDY_NAMES:
+        for preset in (name, f"{name}_quick"):
+            text = (ROOT / "conf" / "experiment" / f"{preset}.yaml").read_text()
+            assert text.count("expected time:") == 1, preset
+            assert expected_seconds(preset) > 0, preset
 
 
 @pytest.mark.slow  # composes every job: about 60 ms each, 300 jobs
@@ -51,90 +61,6 @@ def test_log_slope_of_a_geometric_profile_is_its_log_rate() -> None:
     with_gaps = np.where(layers % 3 == 0, np.nan, 2.0**layers)  # gaps are skipped
     assert log_slope(layers, with_gaps) == pytest.approx(np.log(2.0))
     assert np.isnan(log_slope(layers[:1], [1.0]))
-
-
-@pytest.mark.slow
-def test_vanishing_slopes_agree_with_theory_on_the_quick_sweep(quick_sweep) -> None:
-    sweep = load_sweep(quick_sweep("vanishing"))
-    table = vanishing.slopes(sweep)
-    deep = table[table["depth"] == 10]
-    gap = (deep["measured_slope"] - deep["predicted_slope"]).abs()
-    # 15% of the predicted rate, or 0.03 per layer where theory predicts a flat profile (ReLU)
-    assert len(deep) == 4 and (gap < 0.15 * deep["predicted_slope"].abs() + 0.03).all()
-    sigmoid = deep[(deep["activation"] == "sigmoid") & (deep["init"] == "torch_default")]
-    assert sigmoid["ratio_first_to_output"].iloc[0] < 1e-6  # vanishing: chi^10 with chi ~ 0.2
-    verdict = vanishing.verdict(sweep)
-    assert verdict.reproduced is True  # depth 30 is there: the miniature decides
-    assert verdict.numbers["ratio_first_to_output_depth30_max"] < 1e-3
-    figures = STUDIES["vanishing"].figures(sweep)
-    assert {"delta_profiles", "slopes", "update_ratio"} <= set(figures)
-    assert all(fig.axes and fig.axes[0].has_data() for fig in figures.values())
-
-
-def _degradation_sweep(
-    plain: list[float], residual: list[float], ratio: float = 0.9, seeds: int = 3, steps: int = 2000
-) -> Sweep:
-    """Runs over depth 4, 16, 64 x lr 0.01, 0.03, 0.1 x seeds: the final loss of each net at
-    its best lr (0.03) as given per depth, 1.5x that at the other lrs, plus 0.01 x seed;
-    ``ratio`` is every plain run's ||delta^1|| / ||delta^L|| at step 0 (residual: 1)."""
-    rows = []
-    for res, losses in ((False, plain), (True, residual)):
-        for depth, loss in zip([4, 16, 64], losses, strict=True):
-            for lr in (0.01, 0.03, 0.1):
-                for seed in range(seeds):
-                    final = loss * (1 if lr == 0.03 else 1.5) + 0.01 * seed
-                    rows.append({"run_id": f"{res}{depth}{lr}{seed}", "status": "ok",
-                                 "final_loss": final, "residual": res, "norm": "none",
-                                 "depth": depth, "lr": lr, "seed": seed, "steps": steps,
-                                 "delta_ratio_initial": 1.0 if res else ratio})  # fmt: skip
-    return Sweep(Path("."), pd.DataFrame(rows), pd.DataFrame())
-
-
-HE = ([0.01, 0.005, 1.3], [0.003, 0.015, 0.002])  # the pilot's medians: plain, residual
-
-
-def test_degradation_is_judged_on_the_reachable_loss_with_healthy_gradients() -> None:
-    he = degradation.verdict(_degradation_sweep(*HE))
-    assert he.reproduced is True, he.text
-    assert he.numbers["none_plain_rise"] == pytest.approx(1.295)  # 1.3 - 0.005, per seed
-    assert he.numbers["none_advantage"] == pytest.approx(1.298)
-    assert he.numbers["none_cells_at_lr_edge"] == 0  # the best lr, 0.03, is inside the grid
-    no_rise = degradation.verdict(_degradation_sweep([0.01, 0.005, 0.02], HE[1]))
-    assert no_rise.reproduced is False
-    both_rise = degradation.verdict(_degradation_sweep(HE[0], [0.003, 0.015, 1.2]))
-    assert both_rise.reproduced is False
-    # exploding gradients at init: the arm is described, not judged
-    exploding = degradation.verdict(_degradation_sweep(*HE, ratio=1.2e5))
-    assert exploding.reproduced is None and "NOT healthy" in exploding.text
-
-
-def test_degradation_needs_seeds_and_long_training_and_counts_divergence_as_the_worst() -> None:
-    assert "3 seeds" in degradation.verdict(_degradation_sweep(*HE, seeds=2)).text
-    short = degradation.verdict(_degradation_sweep(*HE, steps=400))
-    assert short.reproduced is None and "1000 steps" in short.text
-    runs = _degradation_sweep([0.01, 0.005, 0.02], HE[1]).runs
-    deep_plain = (~runs["residual"]) & (runs["depth"] == 64)
-    runs.loc[deep_plain, "status"] = "diverged"  # at every lr: L* is infinite
-    assert degradation.verdict(Sweep(Path("."), runs, pd.DataFrame())).reproduced is True
-
-
-@pytest.mark.slow
-def test_degradation_figures_on_the_quick_sweep(quick_sweep) -> None:
-    sweep = load_sweep(quick_sweep("degradation"))
-    figures = STUDIES["degradation"].figures(sweep)
-    assert set(figures) == {"loss_by_depth", "gradient_by_depth"}
-    verdict = degradation.verdict(sweep)
-    assert verdict.reproduced is None and "3 depths" in verdict.text  # two depths, one seed
-
-
-@pytest.mark.slow
-def test_seed_regression_retrains_each_run_to_its_record_and_fits(quick_sweep) -> None:
-    sweep = load_sweep(quick_sweep("seed_regression"))
-    model = retrain(sweep, sweep.runs["run_id"].iloc[0]).model  # checks the final loss
-    assert isinstance(model, MLP) and model.widths == [1, 10, 10, 1]
-    verdict = STUDIES["seed_regression"].verdict(sweep)
-    assert verdict.reproduced is True
-    assert verdict.numbers["train_mse_median"] < 0.25 * verdict.numbers["target_variance"]
 
 
 @pytest.mark.slow
