@@ -121,10 +121,20 @@ def test_bad_values_are_one_line_with_key_value_and_allowed(
 
 
 def test_a_preset_without_its_plus_is_told_to_add_one() -> None:
-    for key in ("experiment", "variant"):
-        message = first_problem([f"{key}=vanishing_quick"], multirun=True)
-        assert message.startswith(f"{key}=vanishing_quick: not in the defaults list")
-        assert f"allowed: +{key}=vanishing_quick" in message and "\n" not in message
+    for key, name in (("experiment", "vanishing_quick"), ("variant", "dynamics_linear")):
+        for line in (f"{key}={name}", f"++{key}={name}"):
+            message = first_problem([line], multirun=True)
+            assert message.startswith(f"{key}={name}: not in the defaults list")
+            assert f"allowed: +{key}={name}" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("line", ["experiment=nosuch", "+experiment=nosuch", "++experiment=nosuch"])
+def test_an_unknown_preset_lists_the_presets_in_one_line(line: str) -> None:
+    message = first_problem([line], multirun=True)
+    assert message.startswith("experiment=nosuch: ") and "\n" not in message
+    assert "+experiment" in message or "no such preset" in message
+    allowed = message.partition("allowed: ")[2]
+    assert "vanishing, vanishing_quick" in allowed and "born_dead" in allowed
 
 
 def test_unknown_key_lists_the_keys_that_exist() -> None:

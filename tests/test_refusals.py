@@ -18,7 +18,8 @@ import pytest
 from helpers import hold
 
 from depthlab import locks
-from depthlab.cli import ALLOW_ENV, EXIT_BUSY, EXIT_USAGE, check_command_line
+from depthlab.cli import EXIT_BUSY, EXIT_USAGE, check_command_line
+from depthlab.config import ALLOW_ENV
 from depthlab.limits import LIMITS
 
 QUICK = ["data=teacher", "width=8", "depth=2", "steps=4", "eval_every=2", "threads=1"]

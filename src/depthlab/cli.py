@@ -27,20 +27,18 @@ from hydra.core.config_search_path import SearchPathQuery
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, RangeSweep
-from hydra.errors import MissingConfigException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from depthlab.composing import JobComposer
-from depthlab.config import GROUPS, Config, register_configs, to_config, validate
+from depthlab.config import Config, checked_config, register_configs
+from depthlab.console.hydra_errors import describe
 from depthlab.errors import ConfigError
 from depthlab.locks import FolderLockedError, wait_until_free
 from depthlab.resources import check_fits, records_bytes, size_text
 
 CONFIG_MODULE = "depthlab.conf"
 CONFIG_NAME = "config"
-ADDED_GROUPS = ("experiment", "variant")  # config groups outside the defaults list
 EXIT_FAILED = 1  # a run failed, or its records could not be written
 EXIT_USAGE = 2  # the command line was refused: nothing ran, nothing was written
 EXIT_BUSY = 3  # a run folder is being written by another process
@@ -54,10 +52,6 @@ BASIC_SWEEPERS = (
 REMOTE_LAUNCHERS = ("SlurmLauncher",)  # launchers whose jobs run on other machines
 # Flags with which Hydra only prints or runs something other than jobs: nothing to check.
 PASS_THROUGH = ("help", "hydra_help", "cfg", "info", "shell_completion")
-# Environment variables may set where things go (hydra.*) but reach a run's records, which
-# are shared, only when asked: DEPTHLAB_ALLOW_ENV=1.
-ALLOW_ENV = "DEPTHLAB_ALLOW_ENV"
-ENV_RESOLVER = "oc.env:"
 
 
 def check_command_line(argv: Sequence[str]) -> list[Config] | None:
@@ -143,10 +137,7 @@ def _check_jobs(
         )
         configs = []
         for job in jobs:
-            composed = composer(job)
-            check_environment(composed)
-            configs.append(to_config(composed))
-            validate(configs[-1], here=here)
+            configs.append(checked_config(composer(job), here=here))
             check_fits(configs[-1], here=here)
     except ConfigError as exc:
         return None, str(exc)
@@ -197,31 +188,6 @@ def check_once(overrides: list[str]) -> None:
                 "given twice",
             )
         seen[key] = line
-
-
-def check_environment(cfg: DictConfig) -> None:
-    """Raise ConfigError for a run key whose value interpolates an environment variable
-    (``study=${oc.env:HOME}``), unless ``DEPTHLAB_ALLOW_ENV=1``: records are shared, and the
-    variable's value would be written into every one of them."""
-    if os.environ.get(ALLOW_ENV) == "1":
-        return
-    for key, value in _raw_values(OmegaConf.to_container(cfg, resolve=False)):
-        if ENV_RESOLVER in value.replace(" ", ""):
-            raise ConfigError(
-                key,
-                value,
-                f"a literal value, or {ALLOW_ENV}=1 to record the variable's value",
-                "an environment variable would be written into the run records",
-            )
-
-
-def _raw_values(node: object, prefix: str = "") -> list[tuple[str, str]]:
-    """(key, text) of every string leaf of a plain container, keys dotted."""
-    if isinstance(node, dict):
-        return [pair for k, v in node.items() for pair in _raw_values(v, f"{prefix}{k}.")]
-    if isinstance(node, list):
-        return [pair for v in node for pair in _raw_values(v, prefix)]
-    return [(prefix.rstrip("."), node)] if isinstance(node, str) else []
 
 
 def check_output(
@@ -373,92 +339,3 @@ def sweep_length(override: Override) -> int:
         step = value.step or 1
         return max(0, math.ceil((value.stop - value.start) / step))
     return sum(1 for _ in override.sweep_string_iterator())
-
-
-# Options that were renamed, with the reason the old name went (shown instead of "unknown")
-RENAMED = {
-    ("init", "fixup"): "renamed scaled_branches: it scales residual branches by "
-    "1/sqrt(#branches), which is not Fixup (Fixup needs branches of two or more layers)",
-}
-
-
-def describe(exc: Exception, overrides: list[str], config_name: str) -> str:
-    """One line for a Hydra or OmegaConf error: the key, the value and what is allowed."""
-    if (
-        isinstance(exc, MissingConfigException)
-        and exc.missing_cfg_file
-        and "/" in str(exc.missing_cfg_file)
-    ):
-        group, _, option = str(exc.missing_cfg_file).rpartition("/")
-        reason = RENAMED.get((group, option), "unknown option")
-        return str(ConfigError(group, option, exc.options or [], reason))
-    if "Config group override must be a string" in str(exc):  # data=0: a number, no name
-        for line in overrides:
-            key, _, value = line.lstrip("+~").partition("=")
-            if key in GROUPS and value not in GROUPS[key]:
-                return str(ConfigError(key, value, GROUPS[key].names(), "unknown option"))
-    if "No match in the defaults list" in str(exc):  # experiment=NAME: a group added with +
-        for line in overrides:
-            key, _, value = line.partition("=")
-            if key in ADDED_GROUPS:
-                allowed = f"+{key}={value} (a preset is added to the defaults, with +)"
-                return str(ConfigError(key, value, allowed, "not in the defaults list"))
-    if isinstance(exc, OverrideParseException):
-        return (
-            f"cannot parse the command line: {_first_line(exc)}; allowed: key=value "
-            "(key=v1,v2,... with -m)"
-        )
-    cause = exc if isinstance(exc, OmegaConfBaseException) else exc.__cause__
-    key = getattr(cause, "full_key", None)
-    if key:
-        value = _value_of(key, overrides)
-        if isinstance(cause, ConfigAttributeError | ConfigKeyError):
-            allowed = _sibling_keys(key, overrides, config_name)
-            return str(
-                ConfigError(
-                    key, value, allowed or "an existing key", "unknown key" + _options_with(key)
-                )
-            )
-        message = _first_line(cause)
-        wanted = message.rpartition("converted to ")[2] if "converted to " in message else ""
-        allowed = f"a value of type {wanted}" if wanted else message
-        return str(ConfigError(key, value, allowed, "wrong type"))
-    return f"cannot compose the configuration from {' '.join(overrides)}: {_first_line(exc)}"
-
-
-def _options_with(key: str) -> str:
-    """For ``group.field``: which options of the group have that field."""
-    group, _, name = key.partition(".")
-    if group not in GROUPS or not name or "." in name:
-        return ""
-    having = [
-        option
-        for option, cls in GROUPS[group].items()
-        if name in getattr(cls, "__dataclass_fields__", {})
-    ]
-    return f" (it belongs to {group}={'|'.join(having)})" if having else ""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = getattr(exc, "msg", None) or str(exc)
-    return next((line.strip() for line in str(text).splitlines() if line.strip()), repr(exc))
-
-
-def _value_of(key: str, overrides: list[str]) -> str:
-    for line in overrides:
-        name, _, value = line.lstrip("+~").partition("=")
-        if name == key:
-            return value
-    return "?"
-
-
-def _sibling_keys(key: str, overrides: list[str], config_name: str) -> list[str]:
-    """The keys that exist beside ``key``, from the config composed without that override."""
-    others = [o for o in overrides if o.lstrip("+~").partition("=")[0] != key]
-    try:
-        cfg = compose(config_name, overrides=others)
-    except Exception:
-        return []
-    parent = key.rpartition(".")[0]
-    node = OmegaConf.select(cfg, parent) if parent else cfg
-    return [str(k) for k in node] if isinstance(node, DictConfig) else []

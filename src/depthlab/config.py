@@ -40,6 +40,10 @@ GROUPS = {
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 SCHEMA_NAME = "depthlab_schema"
+# Environment variables may set where things go (hydra.*) but reach a run's records, which
+# are shared, only when asked: DEPTHLAB_ALLOW_ENV=1.
+ALLOW_ENV = "DEPTHLAB_ALLOW_ENV"
+ENV_RESOLVER = "oc.env:"
 
 
 @dataclass
@@ -120,6 +124,42 @@ def to_config(cfg: DictConfig) -> Config:
     return config
 
 
+def checked_config(cfg: DictConfig, here: bool = True) -> Config:
+    """The typed Config of a composed DictConfig (Hydra's), checked once and completely:
+    no environment variable in a run key (:func:`check_environment`), no key that no field
+    holds (:func:`to_config`), every value allowed (:func:`validate`; ``here`` as there).
+    Raises ConfigError naming the key, the value and what is allowed."""
+    check_environment(cfg)
+    config = to_config(cfg)
+    validate(config, here=here)
+    return config
+
+
+def check_environment(cfg: DictConfig) -> None:
+    """Raise ConfigError for a run key whose value interpolates an environment variable
+    (``study=${oc.env:HOME}``), unless ``DEPTHLAB_ALLOW_ENV=1``: records are shared, and the
+    variable's value would be written into every one of them."""
+    if os.environ.get(ALLOW_ENV) == "1":
+        return
+    for key, value in _raw_values(OmegaConf.to_container(cfg, resolve=False)):
+        if ENV_RESOLVER in value.replace(" ", ""):
+            raise ConfigError(
+                key,
+                value,
+                f"a literal value, or {ALLOW_ENV}=1 to record the variable's value",
+                "an environment variable would be written into the run records",
+            )
+
+
+def _raw_values(node: object, prefix: str = "") -> list[tuple[str, str]]:
+    """(key, text) of every string leaf of a plain container, keys dotted."""
+    if isinstance(node, dict):
+        return [pair for k, v in node.items() for pair in _raw_values(v, f"{prefix}{k}.")]
+    if isinstance(node, list):
+        return [pair for v in node for pair in _raw_values(v, prefix)]
+    return [(prefix.rstrip("."), node)] if isinstance(node, str) else []
+
+
 def config_from_file(path: Path | str) -> Config:
     """The typed Config of a resolved config file, e.g. a run's ``.hydra/config.yaml``: each
     group's option class is chosen by the file's ``name`` fields, then the values merged."""
@@ -166,6 +206,20 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def allowed_names() -> dict[str, list[str]]:
+    """The keys that take a name, and the names each allows (what :func:`validate` checks;
+    a group's are its registered options)."""
+    return {
+        "activation": ACTIVATIONS.names(),
+        "output_activation": ["none", *ACTIVATIONS.names()],
+        "norm": list(NORMS),
+        "loss": ["auto", *LOSSES.names()],
+        "device": list(DEVICES),
+        "dtype": list(DTYPES),
+        **{group: registry.names() for group, registry in GROUPS.items()},
+    }
+
+
 def _one_of(key: str, value: str, allowed: list[str] | tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(key, value, allowed, "unknown value")
@@ -184,9 +238,9 @@ def validate(cfg: Config, here: bool = True) -> None:
     and the rules that tie keys together. ``here``: the run will run on this machine, so
     ``device=cuda`` needs a GPU here and ``threads`` at most its cores (False when a
     launcher sends it to other machines, where the run checks it itself)."""
-    _one_of("activation", cfg.activation, ACTIVATIONS.names())
-    _one_of("output_activation", cfg.output_activation, ["none", *ACTIVATIONS.names()])
-    _one_of("norm", cfg.norm, NORMS)
+    names = allowed_names()
+    for key in ("activation", "output_activation", "norm"):
+        _one_of(key, getattr(cfg, key), names[key])
     for group, registry in GROUPS.items():
         option = getattr(cfg, group)
         if type(option) is not registry[option.name]:
@@ -206,7 +260,7 @@ def validate(cfg: Config, here: bool = True) -> None:
         )
     for group in GROUPS:
         getattr(cfg, group).check(group)
-    _one_of("loss", cfg.loss, ["auto", *LOSSES.names()])
+    _one_of("loss", cfg.loss, names["loss"])
     if resolve_loss(cfg) == "cross_entropy" and cfg.data.task() != CLASSIFICATION:
         raise ConfigError(
             "loss",
@@ -221,7 +275,7 @@ def validate(cfg: Config, here: bool = True) -> None:
             f"0 (the idle cores) or 1..{os.cpu_count() or 1}, the cores of this machine",
             "more threads than cores",
         )
-    _one_of("device", cfg.device, DEVICES)
+    _one_of("device", cfg.device, names["device"])
     if here and cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device", "cuda", ("auto", "cpu"), "no CUDA device is available")
-    _one_of("dtype", cfg.dtype, tuple(DTYPES))
+    _one_of("dtype", cfg.dtype, names["dtype"])
