@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from depthlab import group_jobs, locks
 from depthlab.cli import EXIT_BUSY, EXIT_FAILED, EXIT_USAGE, check_command_line, run_folder
 from depthlab.config import register_configs, to_config
+from depthlab.console.key_help import register_key_help
 from depthlab.data import DataError
 from depthlab.errors import ConfigError
 from depthlab.provenance import set_aside_other_config
@@ -30,6 +31,7 @@ from depthlab.train import Member, train, train_group
 
 log = logging.getLogger(__name__)
 register_configs()
+register_key_help()  # the key table of --help (conf/config.yaml's hydra.help.template)
 
 
 @hydra.main(config_path="pkg://depthlab.conf", config_name="config", version_base="1.3")
