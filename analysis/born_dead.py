@@ -1,4 +1,4 @@
-"""Born dead ReLU nets: figures and verdict for a +experiment=born_dead sweep.
+"""Figures and verdict for born_dead; see `depthlab studies born_dead`.
 
 python analysis/born_dead.py SWEEP_DIR [--out DIR]
 """

@@ -1,4 +1,4 @@
-"""Saddle points (Hessian curvature): figures and verdict for a +experiment=curvature sweep.
+"""Figures and verdict for curvature; see `depthlab studies curvature`.
 
 python analysis/curvature.py SWEEP_DIR [--out DIR]
 """

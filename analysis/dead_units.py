@@ -1,4 +1,4 @@
-"""Dead ReLU units: figures and verdict for a +experiment=dead_units sweep.
+"""Figures and verdict for dead_units; see `depthlab studies dead_units`.
 
 python analysis/dead_units.py SWEEP_DIR [--out DIR]
 """

@@ -1,4 +1,4 @@
-"""The degradation problem: loss and gradients against depth, and its verdict.
+"""Figures and verdict for degradation; see `depthlab studies degradation`.
 
 python analysis/degradation.py SWEEP_DIR [--out DIR]
 """

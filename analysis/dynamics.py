@@ -1,4 +1,4 @@
-"""Learning speed against depth: figures and verdict for a +experiment=dynamics sweep.
+"""Figures and verdict for dynamics; see `depthlab studies dynamics`.
 
 python analysis/dynamics.py SWEEP_DIR [--out DIR]
 """

@@ -1,4 +1,4 @@
-"""Edge of chaos: figures and verdict for a +experiment=edge_of_chaos sweep.
+"""Figures and verdict for edge_of_chaos; see `depthlab studies edge_of_chaos`.
 
 python analysis/edge_of_chaos.py SWEEP_DIR [--out DIR]
 """

@@ -1,4 +1,4 @@
-"""Exploding gradients: figures and verdict for a +experiment=exploding sweep.
+"""Figures and verdict for exploding; see `depthlab studies exploding`.
 
 python analysis/exploding.py SWEEP_DIR [--out DIR]
 """

@@ -1,4 +1,4 @@
-"""Finite width: figures and verdict for a +experiment=finite_width sweep.
+"""Figures and verdict for finite_width; see `depthlab studies finite_width`.
 
 python analysis/finite_width.py SWEEP_DIR [--out DIR]
 """

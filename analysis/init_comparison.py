@@ -1,4 +1,4 @@
-"""Kaiming against Xavier init: figures and verdict for a +experiment=init_comparison sweep.
+"""Figures and verdict for init_comparison; see `depthlab studies init_comparison`.
 
 python analysis/init_comparison.py SWEEP_DIR [--out DIR]
 """

@@ -1,4 +1,4 @@
-"""Dynamical isometry: figures and verdict for a +experiment=isometry sweep.
+"""Figures and verdict for isometry; see `depthlab studies isometry`.
 
 python analysis/isometry.py SWEEP_DIR [--out DIR]
 """

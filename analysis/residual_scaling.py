@@ -1,5 +1,4 @@
-"""Residual scaling (naive, scaled_branches, skipinit): figures and verdict for a
-+experiment=residual_scaling sweep.
+"""Figures and verdict for residual_scaling; see `depthlab studies residual_scaling`.
 
 python analysis/residual_scaling.py SWEEP_DIR [--out DIR]
 """

@@ -1,4 +1,4 @@
-"""Saturation: figures and verdict for a +experiment=saturation sweep.
+"""Figures and verdict for saturation; see `depthlab studies saturation`.
 
 python analysis/saturation.py SWEEP_DIR [--out DIR]
 """

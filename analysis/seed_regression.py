@@ -1,4 +1,4 @@
-"""The seed's regression demo: fitted curves, loss and verdict for +experiment=seed_regression.
+"""Figures and verdict for seed_regression; see `depthlab studies seed_regression`.
 
 python analysis/seed_regression.py SWEEP_DIR [--out DIR]
 """

@@ -1,6 +1,4 @@
-"""The textbook net: both losses over one lr grid, against the NumPy reference: figures
-(summary: lr sensitivity and the slowdown on badly wrong samples; reference_agreement;
-accuracy) and the verdict.
+"""Figures and verdict for textbook; see `depthlab studies textbook`.
 
 python analysis/textbook.py SWEEP_DIR [--out DIR]
 """

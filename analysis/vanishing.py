@@ -1,4 +1,4 @@
-"""Vanishing gradients: figures and verdict for a +experiment=vanishing sweep.
+"""Figures and verdict for vanishing; see `depthlab studies vanishing`.
 
 python analysis/vanishing.py SWEEP_DIR [--out DIR]
 """

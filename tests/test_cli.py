@@ -121,30 +121,31 @@ def test_a_killed_run_leaves_readable_records(tmp_path: Path) -> None:
     assert trained.max() > 100 and list(trained) == list(range(len(trained)))  # no gaps
 
 
+def pip(*args: str) -> subprocess.CompletedProcess:
+    """``python -m pip ARGS`` quietly, its output captured."""
+    command = [sys.executable, "-m", "pip", *args, "-q"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def build_and_install_wheel(root: Path, tmp_path: Path) -> tuple[list[str], Path]:
+    """Build a wheel of ``root`` (no build isolation) and install it into a bare folder:
+    (the wheel's file names, the folder)."""
+    build = pip(
+        "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(root)
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = (tmp_path / "dist").glob("depthlab-*.whl")
+    site = tmp_path / "site"
+    install = pip("install", "--no-deps", "--target", str(site), str(wheel))
+    assert install.returncode == 0, install.stderr
+    return zipfile.ZipFile(wheel).namelist(), site
+
+
 @pytest.mark.slow
 def test_regular_install_ships_conf_and_runs_anywhere(tmp_path: Path) -> None:
     """A wheel (not an editable install) carries conf/ and the app finds it from any folder."""
     root = Path(__file__).resolve().parents[1]
-    build = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path / "dist"),
-            str(root),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert build.returncode == 0, build.stderr
-    (wheel,) = (tmp_path / "dist").glob("depthlab-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
+    names, site = build_and_install_wheel(root, tmp_path)
     assert "depthlab/conf/config.yaml" in names
     # every subpackage and every preset (an editable install elsewhere on the path could
     # otherwise hide a package missing from the wheel)
@@ -153,24 +154,6 @@ def test_regular_install_ships_conf_and_runs_anywhere(tmp_path: Path) -> None:
         assert init.relative_to(src).as_posix() in names
     for preset in (root / "conf").glob("**/*.yaml"):
         assert f"depthlab/conf/{preset.relative_to(root / 'conf').as_posix()}" in names
-    site = tmp_path / "site"
-    install = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "-q",
-            "--target",
-            str(site),
-            str(wheel),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert install.returncode == 0, install.stderr
     env = {**os.environ, "PYTHONPATH": str(site)}
     where = subprocess.run(
         [sys.executable, "-c", "import depthlab; print(depthlab.__file__)"],
@@ -246,3 +229,143 @@ def test_another_config_into_a_used_folder_sets_the_earlier_run_aside_whole(
     (aside,) = (tmp_path / "run" / ".superseded").iterdir()
     assert "steps: 2" in (aside / ".hydra" / "config.yaml").read_text()
     assert "steps: 3" in (tmp_path / "run" / ".hydra" / "config.yaml").read_text()
+
+
+# The console command `depthlab` (depthlab.console), as the installed script.
+SCRIPT = Path(sys.executable).with_name("depthlab")
+
+
+def depthlab(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``depthlab ARGS`` through the console script that ``pip install -e .`` makes."""
+    assert SCRIPT.is_file(), f"no {SCRIPT}: reinstall (pip install -e '.[test]') for the script"
+    command = [str(SCRIPT), *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def test_every_level_has_help(tmp_path: Path) -> None:
+    top = depthlab("--help", cwd=tmp_path)
+    assert top.returncode == 0
+    for command in ("run", "report", "compare", "studies"):
+        assert command in top.stdout
+    for command, words in (("compare", "SWEEP_DIR"), ("studies", "NAME"), ("report", "--out")):
+        proc = depthlab(command, "--help", cwd=tmp_path)
+        assert proc.returncode == 0 and words in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "start"),
+    [
+        (["bogus"], "error: unknown command 'bogus'; allowed: run, report, compare, studies"),
+        (["studies", "nosuch"], "error: study=nosuch: unknown study; allowed: born_dead, "),
+        (["compare", "one_sweep"], "error: compare needs two or more sweep folders, got 1"),
+        (["--bogus"], "error: unrecognized arguments: --bogus"),
+    ],
+)
+def test_a_refused_command_is_one_line_and_exit_2(
+    args: list[str], start: str, tmp_path: Path
+) -> None:
+    proc = depthlab(*args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(start) and proc.stderr.count("\n") == 1, proc.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_run_help_describes_every_key_with_its_default_and_values(tmp_path: Path) -> None:
+    """Every key of the composed config (groups' fields included, for the option chosen)
+    has a line with its meaning, then its default and allowed values."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from depthlab.config import register_configs
+
+    register_configs()
+    choices = ["init=kaiming_normal", "data=teacher", "optimizer=adam"]
+    with initialize_config_module("depthlab.conf", version_base="1.3"):
+        cfg = OmegaConf.to_container(compose("config", overrides=choices))
+
+    def keys(node: dict, prefix: str = "") -> list[str]:
+        dotted = [f"{prefix}{k}" for k in node if k != "name"]
+        inner = [keys(v, f"{prefix}{k}.") for k, v in node.items() if isinstance(v, dict)]
+        return dotted + [k for group in inner for k in group]
+
+    proc = depthlab("run", "--help", *choices, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    for key in keys(cfg):
+        (at,) = [i for i, line in enumerate(lines) if line.split()[:1] == [key]]
+        meaning = lines[at].split(maxsplit=1)[1:]
+        assert meaning and meaning[0] != "(no description)", key
+        assert lines[at + 1].strip().startswith("default ") and "; allowed: " in lines[at + 1]
+    same = subprocess.run(
+        [sys.executable, "-m", "depthlab.run", "--help", *choices],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert same.stdout == proc.stdout  # `depthlab run` is python -m depthlab.run
+
+
+def test_studies_lists_all_fifteen_with_question_anchor_times_and_command(
+    tmp_path: Path,
+) -> None:
+    from depthlab.studies import STUDIES, STUDY_NAMES
+
+    proc = depthlab("studies", "--markdown", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")][1:]
+    assert len(STUDY_NAMES) == 15 and [r.split(" | ")[0][2:] for r in rows] == STUDY_NAMES
+    for name, row in zip(STUDY_NAMES, rows, strict=True):
+        cells = row.strip("| ").split(" | ")
+        assert cells[1] == STUDIES[name].question.replace("|", "\\|")
+        assert cells[1].endswith("?") and cells[2] == STUDIES[name].anchor
+        assert cells[3].endswith((" s", " min")) and cells[4].endswith((" s", " min", " h"))
+        assert cells[5] == f"`python -m depthlab.run -m +experiment={name}`"
+    text = depthlab("studies", cwd=tmp_path).stdout
+    assert all(f"+experiment={name}" in text for name in STUDY_NAMES)
+
+
+def test_studies_name_shows_files_that_exist(tmp_path: Path) -> None:
+    from depthlab.studies import STUDY_NAMES
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("vanishing", "edge_of_chaos"):
+        proc = depthlab("studies", name, cwd=root)
+        assert proc.returncode == 0, proc.stderr
+        parts = dict(
+            line.split(maxsplit=1) for line in proc.stdout.split("\n\n", 1)[1].splitlines()
+        )
+        assert parts["module"] == f"src/depthlab/studies/{name}.py"
+        assert parts["analysis"] == f"analysis/{name}.py"
+        assert parts["readme"] == f"experiments/{name}/README.md"
+        assert parts["test"] == f"tests/test_study_{name}.py"
+        assert parts["notebook"] == f"analysis/{name}.ipynb"
+        assert all((root / path).exists() for path in parts.values())
+    from depthlab.console.catalogue import parts_of
+
+    for name in STUDY_NAMES:  # every part but the optional notebook, found from the name
+        study = parts_of(name)
+        assert all(
+            path is not None and path.exists()
+            for label, path in study.rows()
+            if label != "notebook"
+        ), name
+        assert len(study.presets) >= 2
+
+
+@pytest.mark.slow
+def test_run_report_and_compare_through_the_console_command(tmp_path: Path) -> None:
+    sweeps = []
+    for name, depths in (("a", "1,2"), ("b", "3")):
+        folder = tmp_path / name
+        args = ("-m", f"depth={depths}", "steps=2", "data=teacher", f"hydra.sweep.dir={folder}")
+        proc = depthlab("run", *args, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert (folder / "0" / "run.log").is_file()  # Hydra's job name: run, as with -m
+        sweeps.append(str(folder))
+    proc = depthlab("report", sweeps[0], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a" / "report.html").is_file()
+    out = tmp_path / "both.html"
+    proc = depthlab("compare", *sweeps, "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file() and "b" in out.read_text()
