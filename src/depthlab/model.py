@@ -213,6 +213,7 @@ def _identity(z: torch.Tensor) -> torch.Tensor:
 
 class MLP(nn.Module):
     """``depth`` hidden layers of ``width`` units and an affine output layer, R replicas.
+    ``width`` may also list each hidden layer's width (``depth`` of them; no skips then).
 
     ``model.layer(l)`` is layer l for l = 1..L (L = depth + 1, the output layer), so probes
     address layers by the derivation's index and never parse module names.
@@ -224,7 +225,7 @@ class MLP(nn.Module):
         num_outputs: int,
         *,
         depth: int,
-        width: int,
+        width: int | Sequence[int],
         activation: str,
         output_activation: str = "none",
         residual: bool = False,
@@ -237,14 +238,17 @@ class MLP(nn.Module):
             raise ValueError(f"norm must be one of {NORMS}, not {norm!r}")
         self.replicas = replicas
         self.activation, self.output_activation = activation, output_activation
-        self.widths = [num_inputs] + [width] * depth + [num_outputs]
+        hidden_widths = [width] * depth if isinstance(width, int) else list(width)
+        if len(hidden_widths) != depth or (residual and len(set(hidden_widths)) > 1):
+            raise ValueError(f"width must be one int or {depth} equal ones with skips: {width}")
+        self.widths = [num_inputs, *hidden_widths, num_outputs]
         phi = ACTIVATIONS[activation].torch
         phi_out = _identity if output_activation == "none" else ACTIVATIONS[output_activation].torch
         hidden = [
             Layer(
                 l,
                 self.widths[l - 1],
-                width,
+                self.widths[l],
                 replicas,
                 activation=phi,
                 norm=norm,
@@ -253,7 +257,7 @@ class MLP(nn.Module):
             )
             for l in range(1, depth + 1)
         ]
-        out = Layer(depth + 1, width, num_outputs, replicas, activation=phi_out)
+        out = Layer(depth + 1, self.widths[-2], num_outputs, replicas, activation=phi_out)
         self.layers = nn.ModuleList([*hidden, out])
 
     @property

@@ -12,6 +12,7 @@ from depthlab.probes import curvature, jacobian, layer_stats  # noqa: F401  (reg
 from depthlab.probes.base import PROBES, Probe, ProbeInput, presets, probe_names, register_probe
 from depthlab.probes.capture import Capture, LayerTensors, Objective, batch_objective
 from depthlab.records import METRICS_SCHEMA
+from depthlab.sequential import from_sequential
 
 __all__ = [
     "PROBES",
@@ -105,7 +106,7 @@ def to_frame(
 
 
 def measure(
-    model: MLP,
+    model: MLP | torch.nn.Sequential,
     x: torch.Tensor,
     y: torch.Tensor,
     loss: str,
@@ -114,10 +115,20 @@ def measure(
 ) -> pd.DataFrame:
     """The probes of ``model`` on one batch, without training: one forward and backward pass
     of the batch-mean ``loss`` (parameter gradients are overwritten, weights untouched).
-    Returns the tidy frame that run records hold (step 0, seed = replica index)."""
+    Returns the tidy frame that run records hold (step 0, seed = replica index).
+
+    ``model`` is depthlab's :class:`MLP`, or a plain ``nn.Sequential`` of ``nn.Linear`` layers
+    and activation modules, measured through a copy of its weights (exactly what is
+    accepted: :mod:`depthlab.sequential`; a one-line TypeError otherwise)."""
+    if isinstance(model, torch.nn.Sequential):
+        model = from_sequential(model)
+    elif not isinstance(model, MLP):
+        raise TypeError(
+            f"measure takes depthlab's MLP or an nn.Sequential of nn.Linear layers and "
+            f"activations, not {type(model).__name__}"
+        )
     names = probe_names(probes)
     model.zero_grad(set_to_none=True)
-
     objective = batch_objective(lambda out, target: LOSSES[loss](out, target, task), x, y)
     with Capture(model) as capture:
         objective(model).sum().backward()
