@@ -171,5 +171,5 @@ def test_heatmap_labels_the_underflow_area() -> None:
     sweep.metrics.loc[sweep.metrics["layer"] == 1, "value"] = 0.0  # underflowed to zero
     fig = plots.delta_heatmap(sweep)
     texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
-    assert texts == ["delta underflowed (below float range)"]
+    assert texts == ["delta underflowed (below float range), zero or not finite"]
     assert plots.delta_heatmap(synthetic_sweep(depths=(3,), seeds=1)).legends == []

@@ -23,7 +23,7 @@ from depthlab.facets import Split, facet_axes, run_title, split_of
 from depthlab.records import NETWORK_LAYER
 from depthlab.results import Sweep
 
-UNDERFLOW_LABEL = "delta underflowed (below float range)"
+UNDERFLOW_LABEL = "delta underflowed (below float range), zero or not finite"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", (0, (5, 1)), ":", "-.", (0, (3, 1, 1, 1, 1, 1)))
 CATEGORICAL = 10  # up to this many values: tab10; more: a continuous viridis
@@ -160,7 +160,8 @@ def delta_heatmap(sweep: Sweep, max_runs: int = 6) -> plt.Figure:
     steps equally spaced, labelled with their step) for the first ``max_runs`` runs of the
     sweep that have the ``delta_norm`` metric, one panel per run, on one colour scale.
     Reduction: the mean of ``delta_norm`` over a run's seeds at each (step, layer); cells
-    where it is zero, non-finite or not probed are grey, labelled as underflow."""
+    where it is zero (underflowed or exactly zero), non-finite or not probed are grey,
+    labelled so in a legend below the panels."""
     delta = frames.metric(sweep, "delta_norm")
     runs = sweep.runs[sweep.runs["run_id"].isin(set(delta["run_id"]))]
     shown = runs.head(max_runs)
