@@ -8,16 +8,22 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 from helpers import fake_sweep
 
+from depthlab.config import Config, config_columns
+from depthlab.inits import Gaussian
+from depthlab.provenance import record_row
 from depthlab.records import (
     METRICS_DIR,
     METRICS_SCHEMA,
     RUN_FILE,
     RunRecorder,
     SchemaError,
+    config_column_names,
     read_metrics,
     read_run,
+    replica_folders,
     run_table,
     validate_metrics,
     validate_run,
@@ -163,3 +169,16 @@ def test_read_metrics_rejects_a_bad_part_file(tmp_path: Path, columns: dict) -> 
 def test_load_sweep_refuses_a_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         load_sweep(tmp_path / "nope")
+
+
+def test_the_run_row_splits_into_config_columns_and_the_rest_as_the_contract_says() -> None:
+    """What records.config_column_names reads as config keys is exactly what the run row
+    took from the config: the environment and resolved columns are told apart."""
+    cfg = Config(depth=4, init=Gaussian(sigma_w2=1.5), replicas=2, seed=3)
+    row = record_row(cfg, torch.device("cpu"), "x", seed=4, batched_runs=2)
+    assert config_column_names(row) == list(config_columns(cfg, 4))
+    assert config_column_names(row)[:3] == ["depth", "width", "activation"]
+    assert {"init", "init.sigma_w2", "seed"} <= set(config_column_names(row))
+    assert config_column_names([*row, "path", "sweep"]) == config_column_names(row)
+    assert replica_folders(Path("r"), [3, 4]) == [Path("r/seed=3"), Path("r/seed=4")]
+    assert replica_folders(Path("r"), [3]) == [Path("r")]
