@@ -354,7 +354,7 @@ def test_two_sweeps_side_by_side_name_both(sweep_dir: Path, tmp_path: Path) -> N
     sweep = report.load([sweep_dir, other])
     assert report.sweep_names(sweep) == [sweep_dir.name, "beta"]
     fig = plots.loss_curves(sweep)
-    legend = fig.axes[0].get_legend()
+    legend = next(ax.get_legend() for ax in fig.axes if ax.get_legend())  # top right panel
     assert legend.get_title().get_text() == "sweep"
     assert [t.get_text() for t in legend.get_texts()] == sorted([sweep_dir.name, "beta"])
     plt.close("all")

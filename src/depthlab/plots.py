@@ -76,7 +76,9 @@ def draw_delta_profile(
         run = run.sort_values("layer")
         color = colors[str(run[hue].iloc[0])]
         style = marker(run) if marker else "o"
-        ax.plot(run["layer"], run["value"], marker=style, ms=3, lw=1, color=color, label=label(run))
+        ax.plot(
+            run["layer"], run["value"], marker=style, ms=3.5, lw=1, color=color, label=label(run)
+        )
         mine = predicted[predicted["run_id"] == run["run_id"].iloc[0]]
         if "seed" in mine and "seed" in run:
             mine = mine[mine["seed"] == run["seed"].iloc[0]]
@@ -108,20 +110,41 @@ def delta_profile(sweep: Sweep, step: int = 0, hue: str | None = None) -> plt.Fi
         )
         ax.set_xlabel("layer l (L = output)")
         ax.set_ylabel(r"$\|\delta^l\|$ (RMS over the batch)")
-    legends(panels[0][0], split, colors, {k: dict(marker=m) for k, m in markers.items()})
+    legends(top_right(panels), split, colors, {k: dict(marker=m) for k, m in markers.items()})
     fig.suptitle(f"backprop error by layer at step {step} (dashed: mean-field theory)")
     return fig
 
 
 def legends(ax: plt.Axes, split: Split, colors: dict[str, tuple], styles: dict[str, dict]) -> None:
-    """The hue legend (``ax.get_legend()``; its entries in ``colors``' order) and, when a
-    second key styles the lines, a style legend beside it (black, one entry per value)."""
-    if styles:
+    """The hue legend (``ax.get_legend()``; its entries in ``colors``' order) outside the
+    axes on the right, and, when a second key styles the lines, a style legend below it
+    (black, one entry per value): legends never hide data."""
+    if styles:  # drawn as an extra artist, so that ax.get_legend() is the hue legend
         handles = [Line2D([], [], color="k", **kw) for kw in styles.values()]
-        second = ax.legend(handles, list(styles), title=split.style, fontsize=7, loc="lower left")
+        second = ax.legend(
+            handles,
+            list(styles),
+            title=split.style,
+            fontsize=7,
+            loc="lower left",
+            bbox_to_anchor=(1.01, 0),
+        )
         ax.add_artist(second)
+        second.set_clip_on(False)  # add_artist clips to the axes; the legend is outside
     handles = [Line2D([], [], color=c, marker="o", ms=4) for c in colors.values()]
-    ax.legend(handles, list(colors), title=split.hue, fontsize=7, loc="best")
+    ax.legend(
+        handles,
+        list(colors),
+        title=split.hue,
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+    )
+
+
+def top_right(panels: list[tuple[plt.Axes, pd.DataFrame]]) -> plt.Axes:
+    """The last panel of the first row (of at most three): where the legends go."""
+    return panels[min(3, len(panels)) - 1][0]
 
 
 def phase_diagram(frame: pd.DataFrame) -> plt.Figure:
@@ -235,7 +258,7 @@ def loss_curves(sweep: Sweep, hue: str | None = None) -> plt.Figure:
         _log_axis_if_wide(ax, loss["value"])
         ax.set_xlabel("step")
         ax.set_ylabel("training loss (whole training set)")
-    legends(panels[0][0], split, colors, {k: dict(ls=s) for k, s in styles.items()})
+    legends(top_right(panels), split, colors, {k: dict(ls=s) for k, s in styles.items()})
     fig.suptitle("training loss per run (x: diverged after its last finite loss)")
     return fig
 
@@ -270,7 +293,7 @@ def loss_vs_depth(sweep: Sweep, hue: str | None = None) -> plt.Figure:
         ax.set_xlabel("depth (hidden layers)")
         ax.set_ylabel("final training loss")
     split = Split(split.hue or "", split.style, split.facets, split.keys)
-    legends(panels[0][0], split, colors, {k: dict(ls=s) for k, s in styles.items()})
+    legends(top_right(panels), split, colors, {k: dict(ls=s) for k, s in styles.items()})
     fig.suptitle("final training loss against depth (median; x at top: no final loss)")
     return fig
 
