@@ -366,6 +366,6 @@ def test_run_report_and_compare_through_the_console_command(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "a" / "report.html").is_file()
     out = tmp_path / "both.html"
-    proc = depthlab("compare", *sweeps, "--out", str(out), cwd=tmp_path)
+    proc = depthlab("compare", "--out", str(out), *sweeps, cwd=tmp_path)  # report's options
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and "b" in out.read_text()

@@ -49,10 +49,11 @@ def build_parser() -> OneLineParser:
     compare = commands.add_parser(
         "compare",
         help="one report over several sweeps, side by side",
-        description="One HTML report over two or more sweep folders (python -m depthlab.report "
-        "A B ...); options after the folders go on to the report.",
+        description="One HTML report over two or more sweep folders, side by side: "
+        "python -m depthlab.report A B ... with the report's options (--out, --format).",
     )
     compare.add_argument("sweeps", nargs="+", metavar="SWEEP_DIR", help="two or more sweep folders")
+    compare.add_argument("options", nargs="*", help="depthlab report's (--out, --format)")
     studies = commands.add_parser(
         "studies",
         help="list the studies, or show one study's files",
@@ -77,11 +78,21 @@ def pass_through(module: str, args: Sequence[str]) -> NoReturn:
     sys.exit(subprocess.call(command))  # no exec that keeps the console elsewhere
 
 
-def compare(args: argparse.Namespace, rest: list[str]) -> int:
-    """``depthlab compare A B ... [report options]``: the report over several sweeps."""
-    if len(args.sweeps) < 2:
-        raise UsageError(f"compare needs two or more sweep folders, got {len(args.sweeps)}")
-    pass_through(PASSED_THROUGH["report"], [*args.sweeps, *rest])
+def compare(argv: list[str]) -> int:
+    """``depthlab compare A B ... [report options]``: the report over several sweeps; the
+    arguments are the report's, checked by its own parser first (two folders at least)."""
+    from depthlab.report import parser as report_parser
+
+    parse = report_parser()
+    parse.error = _refuse  # type: ignore[method-assign]  # one line, not argparse's usage
+    sweeps = parse.parse_args(argv).sweep_dirs
+    if len(sweeps) < 2:
+        raise UsageError(f"compare needs two or more sweep folders, got {len(sweeps)}")
+    pass_through(PASSED_THROUGH["report"], argv)
+
+
+def _refuse(message: str) -> NoReturn:
+    raise UsageError(message)
 
 
 def studies(args: argparse.Namespace, rest: list[str]) -> int:
@@ -104,10 +115,7 @@ class UsageError(Exception):
     """A command line that is refused: its message is the one line shown."""
 
 
-HANDLERS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
-    "compare": compare,
-    "studies": studies,
-}
+HANDLERS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {"studies": studies}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,8 +124,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in PASSED_THROUGH:
         pass_through(PASSED_THROUGH[argv[0]], argv[1:])
     parser = build_parser()
-    if argv and not argv[0].startswith("-") and argv[0] not in HANDLERS:
-        allowed = ", ".join([*PASSED_THROUGH, *HANDLERS])
+    if argv[:1] == ["compare"] and not {"-h", "--help"} & set(argv[1:]):
+        try:
+            return compare(argv[1:])
+        except UsageError as exc:
+            print(f"error: {exc}; see depthlab compare --help", file=sys.stderr)
+            return EXIT_USAGE
+    if argv and not argv[0].startswith("-") and argv[0] not in [*HANDLERS, "compare"]:
+        allowed = ", ".join([*PASSED_THROUGH, "compare", *HANDLERS])
         parser.error(f"unknown command {argv[0]!r}; allowed: {allowed}")
     args, rest = parser.parse_known_args(argv)
     if args.command is None:
