@@ -28,10 +28,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from depthlab.composing import JobComposer
 from depthlab.config import Config, config_from_container, resolve_device, to_config
 from depthlab.grouping import plan
-from depthlab.records import RUN_FILE, read_run, replica_folders
+from depthlab.records import RUN_FILE, read_run, replica_folders, replica_seeds
 from depthlab.resources import device_bytes, run_bytes
 from depthlab.resume import set_aside_other_config
-from depthlab.train import replica_seeds
 
 BATCH_ENV = "DEPTHLAB_BATCH"  # set (to the group's number) in a group job's environment
 BATCH_DIR = ".batches"  # groups' own folders, hidden inside the sweep folder

@@ -155,6 +155,13 @@ def config_column_names(columns: Iterable[str]) -> list[str]:
     return [c for c in columns if c not in skip and not c.endswith(DERIVED_SUFFIXES)]
 
 
+def replica_seeds(cfg: Any) -> list[int]:
+    """The seeds of a config's replicas: ``seed`` .. ``seed + replicas - 1``. Replica r is the
+    same run as ``seed=seed+r replicas=1``: same draw, same batches, same records. (``cfg``:
+    a Config, typed loosely because config.py imports this module through the probes.)"""
+    return [cfg.seed + r for r in range(cfg.replicas)]
+
+
 def replica_folders(run_dir: Path, seeds: Sequence[int]) -> list[Path]:
     """Where each seed's records go: ``run_dir`` itself for a single seed (an ordinary run),
     else one complete run folder per seed, ``run_dir/seed=S``."""

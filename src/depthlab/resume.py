@@ -14,6 +14,7 @@ from typing import Any
 from depthlab.config import Config, config_columns, config_from_file
 from depthlab.records import (
     METRICS_DIR,
+    REPLICA_GLOB,
     RUN_FILE,
     SUPERSEDED_DIR,
     RecordsWriteError,
@@ -68,7 +69,7 @@ def set_aside_stale(run_dir: Path) -> None:
     """Move the records of an earlier run in ``run_dir`` (and in its ``seed=S`` replica
     folders) into hidden ``.superseded`` folders, so a new run's folder holds only its own
     runs: never mixed, never deleted (see records.set_aside_previous)."""
-    for folder in [run_dir, *sorted(run_dir.glob("seed=*"))]:
+    for folder in [run_dir, *sorted(run_dir.glob(REPLICA_GLOB))]:
         try:
             set_aside_previous(folder)
         except OSError as exc:
@@ -93,7 +94,7 @@ def set_aside_other_config(run_dir: Path, cfg: Config) -> Path | None:
         return None
     names = [HYDRA_DIR, RUN_FILE, METRICS_DIR]
     names += sorted(p.name for p in run_dir.iterdir() if p.name.endswith(".log"))
-    names += sorted(p.name for p in run_dir.glob("seed=*"))
+    names += sorted(p.name for p in run_dir.glob(REPLICA_GLOB))
     try:
         return set_aside(run_dir, names)
     except OSError as exc:

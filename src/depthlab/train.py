@@ -29,7 +29,7 @@ from depthlab.loop import Run, TrainingLoop
 from depthlab.model import MLP
 from depthlab.predictions import theory_reason
 from depthlab.provenance import now, record_row
-from depthlab.records import RunRecorder, replica_folders
+from depthlab.records import RunRecorder, replica_folders, replica_seeds
 from depthlab.resources import check_fits, device_bytes, run_bytes, split
 from depthlab.resume import finished_rows, set_aside_stale
 from depthlab.seeding import torch_generator
@@ -69,12 +69,6 @@ class RunResult:
     def status(self) -> str:
         """The first replica's status."""
         return self.row["status"]
-
-
-def replica_seeds(cfg: Config) -> list[int]:
-    """The seeds of a config's replicas: ``seed`` .. ``seed + replicas - 1``. Replica r is the
-    same run as ``seed=seed+r replicas=1``: same draw, same batches, same records."""
-    return [cfg.seed + r for r in range(cfg.replicas)]
 
 
 def build_model(

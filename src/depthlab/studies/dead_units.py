@@ -36,10 +36,11 @@ from depthlab.model import MLP
 from depthlab.probes import Capture
 from depthlab.probes.base import ProbeInput
 from depthlab.probes.layer_stats import activations_and_slopes, units
+from depthlab.records import replica_seeds
 from depthlab.results import Sweep
 from depthlab.studies.base import STUDIES, Study, Verdict
 from depthlab.studies.common import metric_rows, t_interval
-from depthlab.train import Member, build_model, replica_seeds, train_group
+from depthlab.train import Member, build_model, train_group
 
 KEYS = ["lr", "depth", "status", "steps"]  # run columns; metric rows carry their own seed
 MIN_STEPS = 200  # units die over training: a few dozen steps say little
