@@ -55,8 +55,12 @@ def facet_axes(
     titled 'key=value, ...' and paired with its rows; one panel with every row when
     ``facets`` is empty."""
     if facets:
-        groups = list(frame.groupby(facets, dropna=False, sort=False))
-        groups.sort(key=lambda item: [frames.sort_key(v) for v in _as_tuple(item[0])])
+        text = frame[facets].astype(str)  # lists group as text
+        groups = [
+            (cell[facets].iloc[0].tolist(), cell)
+            for _, cell in frame.groupby([text[k] for k in facets], sort=False, dropna=False)
+        ]
+        groups.sort(key=lambda item: [frames.sort_key(v) for v in item[0]])
     else:
         groups = [((), frame)]
     shown = groups[:MAX_PANELS]
@@ -76,16 +80,12 @@ def facet_axes(
     names = short_names(facets)
     for ax, (values, _) in zip(axes.ravel(), shown, strict=False):
         if facets:
-            pairs = zip(facets, _as_tuple(values), strict=True)
+            pairs = zip(facets, values, strict=True)
             title = ", ".join(f"{names[k]}={_text(v)}" for k, v in pairs)
             ax.set_title(textwrap.fill(title, 60), fontsize=8, loc="left")
     if len(groups) > MAX_PANELS:
         fig.text(0.01, 0.0, f"{len(shown)} of {len(groups)} panels shown", fontsize=7)
     return fig, panels
-
-
-def _as_tuple(values: object) -> tuple:
-    return values if isinstance(values, tuple) else (values,)
 
 
 def _text(value: object) -> str:

@@ -171,14 +171,23 @@ def varies(column: pd.Series) -> bool:
 def split_keys(sweep: Sweep, skip: tuple[str, ...] = ("seed",)) -> list[str]:
     """The keys that tell runs apart, in the order figures use them (hue, line style, then
     facets): ``sweep`` first when several sweeps are loaded as one, then every swept key
-    that :func:`varies`, but ``skip`` (seeds are drawn as lines of the same hue and
-    style)."""
-    keys = [k for k in sweep.swept_keys() if k not in skip and k != SWEEP_COLUMN]
-    keys = [k for k in keys if varies(sweep.runs[k])]
+    that :func:`varies`, but ``skip`` (seeds are drawn as lines of the same hue and style)
+    and those that follow from one key before them (one value per value of that key:
+    ``steps`` set per sweep when two sweeps are compared), which split nothing new."""
     runs = sweep.runs
+    keys = [k for k in sweep.swept_keys() if k not in skip and k != SWEEP_COLUMN]
     if SWEEP_COLUMN in runs and runs[SWEEP_COLUMN].nunique() > 1:
         keys.insert(0, SWEEP_COLUMN)
-    return keys
+    text = runs.astype(str)  # lists and NaN compare as text
+    kept: list[str] = []
+    for key in keys:
+        if not varies(runs[key]):
+            continue
+        by = (text.groupby(other, dropna=False)[key] for other in kept)
+        if any((values.nunique(dropna=False) <= 1).all() for values in by):
+            continue
+        kept.append(key)
+    return kept
 
 
 def combine(sweeps: list[Sweep], names: list[str] | None = None) -> Sweep:

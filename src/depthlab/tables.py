@@ -10,7 +10,6 @@ wherever they apply are one line above the table; keys set for no run are left o
 from __future__ import annotations
 
 import math
-import textwrap
 
 import numpy as np
 import pandas as pd
@@ -101,8 +100,16 @@ def text_table(table: pd.DataFrame, keys: list[str], width: int = TERMINAL) -> s
 
 
 def constant_line(constant: dict[str, str], width: int = TERMINAL) -> str:
-    """'same for every run: key=value, ...' wrapped to ``width`` (empty when none)."""
+    """'same for every run: key=value, ...' in lines of at most ``width`` characters,
+    broken between items only, later lines indented (empty when there are none)."""
     if not constant:
         return ""
-    text = "same for every run: " + ", ".join(f"{k}={v}" for k, v in constant.items())
-    return textwrap.fill(text, width, subsequent_indent="  ", break_on_hyphens=False)
+    items = [f"{key}={value}" for key, value in constant.items()]
+    lines = [f"same for every run: {items[0]}"]
+    for item in items[1:]:
+        if len(lines[-1]) + len(item) + 3 <= width:  # ", " before, "," after
+            lines[-1] += f", {item}"
+        else:
+            lines[-1] += ","
+            lines.append(f"  {item}")
+    return "\n".join(lines)
