@@ -128,3 +128,9 @@ def test_no_doc_cites_notes_outside_the_repository(doc: Path) -> None:
     text = doc.read_text(encoding="utf-8")
     for name in ("phenomena.md", "environment.md", "../shared", "/work/shared"):
         assert name not in text, f"{_doc_id(doc)} cites {name}"
+
+
+def test_benchmarks_readme_describes_every_script() -> None:
+    text = (ROOT / "benchmarks" / "README.md").read_text(encoding="utf-8")
+    scripts = sorted(p.name for p in (ROOT / "benchmarks").iterdir() if p.suffix in {".py", ".sh"})
+    assert [name for name in scripts if f"`{name}`" not in text] == []
