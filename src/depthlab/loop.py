@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # tqdm.auto warns in Jupyter kernels without ipywidgets
 
 from depthlab.config import Config, resolve_loss
 from depthlab.data import DataSet
