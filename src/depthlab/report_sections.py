@@ -27,7 +27,7 @@ from depthlab.report_html import (
 )
 from depthlab.results import Sweep
 from depthlab.summary import config_keys, summary_keys, summary_table
-from depthlab.tables import cell_text
+from depthlab.tables import cell_text, is_missing
 
 if TYPE_CHECKING:  # the studies are imported when a report is made, not with this module
     from depthlab.studies import Study
@@ -63,7 +63,7 @@ def config_tables(sweep: Sweep) -> tuple[pd.DataFrame, pd.DataFrame]:
 def run_line(run: pd.Series, keys: list[str]) -> str:
     """One not-ok run as text: its folder, run_id, swept keys and what happened."""
     where = f"{run.get('path', '')} ({run['run_id']})"
-    settings = ", ".join(f"{k}={text_of(run[k])}" for k in keys if pd.notna(run[k]))
+    settings = ", ".join(f"{k}={text_of(run[k])}" for k in keys if not is_missing(run[k]))
     status = run["status"]
     if status == "diverged":
         step = run.get("diverged_step")

@@ -38,7 +38,12 @@ def key_split(runs: pd.DataFrame, keys: list[str]) -> tuple[list[str], dict[str,
 
 def _missing(column: pd.Series) -> pd.Series:
     """True where a value is NaN or None (a key that does not apply to that run)."""
-    return column.map(lambda v: v is None or (pd.api.types.is_scalar(v) and pd.isna(v)))
+    return column.map(is_missing)
+
+
+def is_missing(value: object) -> bool:
+    """Whether ``value`` is None or NaN (a list, such as probes.names, never is)."""
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
 
 
 def number_text(value: float) -> str:
@@ -62,7 +67,7 @@ def number_text(value: float) -> str:
 
 def cell_text(value: object, missing: str = "") -> str:
     """A table cell: ``missing`` for None/NaN, numbers by :func:`number_text`, text as is."""
-    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+    if is_missing(value):
         return missing
     if isinstance(value, (int, float, np.integer, np.floating)):
         return number_text(value)
