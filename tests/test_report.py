@@ -371,3 +371,13 @@ def make_report_of(folders: list[str], out: Path) -> tuple[str, str]:
         assert report.main([*folders, "--out", str(out)]) == 0
     assert plt.get_fignums() == []
     return out.read_text(), out.with_suffix(".md").read_text()
+
+
+def test_not_ok_lines_take_keys_that_hold_lists() -> None:
+    sweep = mixed_init_sweep()
+    sweep.runs["probes.names"] = [["delta"], ["delta"], ["delta", "grads"], ["delta"]]
+    sweep.runs.loc[2, "status"] = "failed"
+    lines = report_sections.not_ok(sweep)
+    assert len(lines) == 1 and "probes.names=['delta', 'grads']" in lines[0]
+    assert "sigma_w2=1" in lines[0] and "nonlinearity" not in lines[0]
+    assert "probes.names" in report_sections.runs_html(sweep)
