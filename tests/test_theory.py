@@ -39,7 +39,7 @@ def test_tanh_without_bias_is_critical_at_one() -> None:
     assert theory.chi_1("tanh", 0.99, 0.0) < 1 < theory.chi_1("tanh", 1.01, 0.0)
 
 
-def test_reference_values_of_phenomena_md() -> None:
+def test_reference_values_of_the_classic_settings() -> None:
     # PyTorch's tanh gain 5/3 without normalisation is chaotic: chi_1 about 1.21
     assert theory.chi_1("tanh", 25 / 9, 0.0) == pytest.approx(1.21, abs=0.005)
     # the logistic sigmoid under Xavier: about 0.06 per layer; critical only near 103

@@ -1,6 +1,6 @@
 """The MLP of the classic derivation, plain, residual or normalised, with layers indexed 1..L.
 
-Notation (phenomena.md section 0; a^0 = x, layer L = output layer):
+Notation (the classic backprop derivation; a^0 = x, layer L = output layer):
 
     z^l = W^l a^{l-1} + b^l                      (the pre-activation; delta^l = dJ/dz^l)
     h^l = phi(N(z^l))                            (N: the normalisation, identity by default)

@@ -1,8 +1,8 @@
 """The classic backprop derivation in plain NumPy: the oracle depthlab is checked against.
 
-This is the seed document's network, written from its formulas and nothing else
-(phenomena.md section 0). Columns are samples, as in the derivation: a^l has shape
-(n_l, B).
+This is the classic tutorial's network, written from its formulas and nothing else
+(a^0 = x, layers 1..L with L the output layer). Columns are samples, as in the
+derivation: a^l has shape (n_l, B).
 
     z^l = W^l a^{l-1} + b^l,   a^l = phi(z^l),   a^0 = x
     delta^L = dJ/da^L (.) phi_out'(z^L)

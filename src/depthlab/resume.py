@@ -25,7 +25,7 @@ from depthlab.records import (
 
 # Keys (and groups) that change how a run is carried out, not what it computes: a finished
 # run counts as the same run whatever they were. Batched and captured steps compute what
-# eager single runs compute (float64: to 1e-9; see the README for float32).
+# eager single runs compute (float64: to 1e-9; float32: docs/running.md, Batched sweeps).
 HYDRA_DIR = ".hydra"  # Hydra's files of a job: its config, overrides and Hydra's own config
 HOW_KEYS = ("resume", "threads", "flush_seconds", "cuda_graph", "batching", "lock_timeout")
 

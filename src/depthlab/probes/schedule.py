@@ -76,7 +76,7 @@ class ProbeSchedule:
 
     name: str = "probes"
     names: list[str] = field(default_factory=list)
-    every: int = 50  # probed steps cost several plain steps at depth 100 (see README)
+    every: int = 50  # probed steps cost several plain steps at depth 100
     log_points: int = 0
     costly_every: int = 0  # costly probes: step 0, the last step, and every n (0: no)
 
