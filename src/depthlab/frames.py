@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from depthlab.records import NETWORK_LAYER
+from depthlab.records import NETWORK_LAYER, SWEEP_COLUMN
 from depthlab.results import Sweep
 
 METRIC_COLUMNS = ["run_id", "seed", "step", "layer", "metric", "value"]
-SWEEP_COLUMN = "sweep"  # the folder a run came from when several sweeps are loaded as one
 
 
 def ordered(values: Iterable) -> list:
@@ -188,19 +187,3 @@ def split_keys(sweep: Sweep, skip: tuple[str, ...] = ("seed",)) -> list[str]:
             continue
         kept.append(key)
     return kept
-
-
-def combine(sweeps: list[Sweep], names: list[str] | None = None) -> Sweep:
-    """Several sweeps as one, each run labelled in a ``sweep`` column by its name (default:
-    its folder's name), the runs and metrics in the order given, the problems of all; the
-    root is the first sweep's. The contract of ``depthlab.results.load_sweeps``, which the
-    report uses where it exists."""
-    names = names or [s.root.resolve().name for s in sweeps]
-    runs = [s.runs.assign(**{SWEEP_COLUMN: n}) for s, n in zip(sweeps, names, strict=True)]
-    metrics = [s.metrics for s in sweeps if not s.metrics.empty]
-    return Sweep(
-        sweeps[0].root,
-        pd.concat(runs, ignore_index=True),
-        pd.concat(metrics, ignore_index=True) if metrics else sweeps[0].metrics,
-        [p for s in sweeps for p in s.problems],
-    )

@@ -4,7 +4,7 @@ Markdown summary beside it.
 ``python -m depthlab.report SWEEP_DIR [SWEEP_DIR ...] [--out FILE.html] [--format FMT]``
 writes ``SWEEP_DIR/report.html`` (for several sweeps ``FIRST_SWEEP_DIR/compare.html``; or
 FILE.html) and ``report.md`` (FILE.md) and prints both paths. Several sweeps are loaded as
-one (``depthlab.results.load_sweeps``): every run carries a ``sweep`` column (its folder's
+one (:func:`depthlab.results.load_sweeps`): every run carries a ``sweep`` column (its folder's
 name), which tables show and figures colour by. The HTML holds the configuration (the keys
 that vary and apply, and those that do not), the run table, the runs that did not finish
 ``ok``, unreadable files, every registered study found in the sweep (question, anchor,
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import matplotlib
 
-from depthlab import frames, results
+from depthlab import frames
 from depthlab.report_html import (
     CSP,
     FORMATS,
@@ -46,7 +46,7 @@ from depthlab.report_sections import (
     status_counts,
     study_parts,
 )
-from depthlab.results import Sweep, load_sweep
+from depthlab.results import Sweep, load_sweep, load_sweeps
 
 
 def sweep_names(sweep: Sweep) -> list[str]:
@@ -125,21 +125,16 @@ def write_report(
 
 def load(sweep_dirs: list[Path]) -> Sweep:
     """The sweep at ``sweep_dirs[0]``, or all of them as one with a ``sweep`` column
-    (``results.load_sweeps``); ValueError when a folder holds no readable run."""
-    combined = getattr(results, "load_sweeps", None)
-    if len(sweep_dirs) == 1:
-        sweep = load_sweep(sweep_dirs[0])
-    elif combined is not None:
-        sweep = combined(sweep_dirs)
-    else:  # until results.load_sweeps lands: the same contract, from depthlab.frames
-        sweep = frames.combine([load_sweep(d) for d in sweep_dirs])
+    (:func:`depthlab.results.load_sweeps`); ValueError when a folder holds no readable
+    run."""
+    sweep = load_sweep(sweep_dirs[0]) if len(sweep_dirs) == 1 else load_sweeps(sweep_dirs)
     if sweep.runs.empty:
         count = len(sweep.problems)
         why = f"; {count} not read, the first: {sweep.problems[0]}" if count else ""
         raise ValueError(f"no runs in this folder (no readable run.parquet){why}")
-    named = set(sweep_names(sweep)) if len(sweep_dirs) > 1 else set()
-    empty = [d for d in sweep_dirs if named and d.resolve().name not in named]
-    if empty:
+    named = set(sweep_names(sweep))
+    empty = [folder for name, folder in sweep.folders.items() if name not in named]
+    if len(sweep_dirs) > 1 and empty:
         raise ValueError(f"no runs in {empty[0]} (no readable run.parquet)")
     return sweep
 
