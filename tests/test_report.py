@@ -381,3 +381,16 @@ def test_not_ok_lines_take_keys_that_hold_lists() -> None:
     assert len(lines) == 1 and "probes.names=['delta', 'grads']" in lines[0]
     assert "sigma_w2=1" in lines[0] and "nonlinearity" not in lines[0]
     assert "probes.names" in report_sections.runs_html(sweep)
+
+
+def test_an_empty_folder_among_several_is_named(
+    sweep_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert report.main([str(sweep_dir), str(empty)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.splitlines() == [
+        f"error: SWEEP_DIR={sweep_dir} {empty}: no runs in {empty} (no readable run.parquet)"
+    ]
+    assert list(empty.iterdir()) == [] and not (sweep_dir / "compare.html").exists()
