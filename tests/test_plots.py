@@ -173,3 +173,14 @@ def test_heatmap_labels_the_underflow_area() -> None:
     texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert texts == ["delta underflowed (below float range), zero or not finite"]
     assert plots.delta_heatmap(synthetic_sweep(depths=(3,), seeds=1)).legends == []
+
+
+def test_a_key_that_does_not_apply_reads_n_a_in_legends_and_panel_titles() -> None:
+    sweep = synthetic_sweep(depths=(3, 10), seeds=1)
+    sweep.runs["init.sigma_w2"] = [np.nan, 1.0, np.nan, 2.0]  # set for the relu runs only
+    fig = plots.loss_curves(sweep, hue="init.sigma_w2")
+    legend = next(ax.get_legend() for ax in fig.axes if ax.get_legend())  # top right panel
+    assert [t.get_text() for t in legend.get_texts()] == ["1.0", "2.0", "n/a"]
+    profile = plots.delta_profile(sweep)  # depth, activation, then sigma_w2 as facets
+    titles = [ax.get_title(loc="left") for ax in profile.axes if ax.get_visible()]
+    assert titles == ["sigma_w2=1.0", "sigma_w2=2.0", "sigma_w2=n/a"]

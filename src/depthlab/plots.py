@@ -123,7 +123,7 @@ def legends(ax: plt.Axes, split: Split, colors: dict[str, tuple], styles: dict[s
         handles = [Line2D([], [], color="k", **kw) for kw in styles.values()]
         second = ax.legend(
             handles,
-            list(styles),
+            [_label(k) for k in styles],
             title=split.style,
             fontsize=7,
             loc="lower left",
@@ -134,12 +134,17 @@ def legends(ax: plt.Axes, split: Split, colors: dict[str, tuple], styles: dict[s
     handles = [Line2D([], [], color=c, marker="o", ms=4) for c in colors.values()]
     ax.legend(
         handles,
-        list(colors),
+        [_label(k) for k in colors],
         title=split.hue,
         fontsize=7,
         loc="upper left",
         bbox_to_anchor=(1.01, 1),
     )
+
+
+def _label(text: str) -> str:
+    """A legend entry: a key that does not apply to a run (NaN) reads 'n/a'."""
+    return "n/a" if text in ("nan", "None", "<NA>") else text
 
 
 def top_right(panels: list[tuple[plt.Axes, pd.DataFrame]]) -> plt.Axes:
