@@ -231,7 +231,8 @@ def test_another_config_into_a_used_folder_sets_the_earlier_run_aside_whole(
     assert "steps: 3" in (tmp_path / "run" / ".hydra" / "config.yaml").read_text()
 
 
-# The console command `depthlab` (depthlab.console), as the installed script.
+# The console command `depthlab` (depthlab.console): its entry function in this process where
+# it does not become another program (run, report), the installed script otherwise.
 SCRIPT = Path(sys.executable).with_name("depthlab")
 
 
@@ -242,14 +243,30 @@ def depthlab(*args: str, cwd: Path, timeout: float = 240) -> subprocess.Complete
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-def test_every_level_has_help(tmp_path: Path) -> None:
+def console(*args: str, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of ``depthlab ARGS`` run in this process."""
+    from depthlab.console import main
+
+    try:
+        status = main(list(args))
+    except SystemExit as exc:  # argparse's --help and its refusals
+        status = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_the_installed_script_and_every_level_have_help(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     top = depthlab("--help", cwd=tmp_path)
-    assert top.returncode == 0
+    assert top.returncode == 0, top.stderr
     for command in ("run", "report", "compare", "studies"):
         assert command in top.stdout
-    for command, words in (("compare", "SWEEP_DIR"), ("studies", "NAME"), ("report", "--out")):
-        proc = depthlab(command, "--help", cwd=tmp_path)
-        assert proc.returncode == 0 and words in proc.stdout, proc.stderr
+    for command, words in (("compare", "SWEEP_DIR"), ("studies", "NAME")):
+        status, out, _ = console(command, "--help", capsys=capsys)
+        assert status == 0 and words in out
+    report = depthlab("report", "--help", cwd=tmp_path)  # the report's own help
+    assert report.returncode == 0 and "--out" in report.stdout, report.stderr
 
 
 @pytest.mark.parametrize(
@@ -262,14 +279,14 @@ def test_every_level_has_help(tmp_path: Path) -> None:
     ],
 )
 def test_a_refused_command_is_one_line_and_exit_2(
-    args: list[str], start: str, tmp_path: Path
+    args: list[str], start: str, capsys: pytest.CaptureFixture
 ) -> None:
-    proc = depthlab(*args, cwd=tmp_path)
-    assert proc.returncode == 2
-    assert proc.stderr.startswith(start) and proc.stderr.count("\n") == 1, proc.stderr
-    assert not list(tmp_path.iterdir())
+    status, _, err = console(*args, capsys=capsys)
+    assert status == 2
+    assert err.startswith(start) and err.count("\n") == 1, err
 
 
+@pytest.mark.slow
 def test_run_help_describes_every_key_with_its_default_and_values(tmp_path: Path) -> None:
     """Every key of the composed config (groups' fields included, for the option chosen)
     has a line with its meaning, then its default and allowed values."""
@@ -306,13 +323,13 @@ def test_run_help_describes_every_key_with_its_default_and_values(tmp_path: Path
 
 
 def test_studies_lists_all_fifteen_with_question_anchor_times_and_command(
-    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     from depthlab.studies import STUDIES, STUDY_NAMES
 
-    proc = depthlab("studies", "--markdown", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")][1:]
+    status, out, _ = console("studies", "--markdown", capsys=capsys)
+    assert status == 0
+    rows = [line for line in out.splitlines() if line.startswith("| ")][1:]
     assert len(STUDY_NAMES) == 15 and [r.split(" | ")[0][2:] for r in rows] == STUDY_NAMES
     for name, row in zip(STUDY_NAMES, rows, strict=True):
         cells = row.strip("| ").split(" | ")
@@ -320,20 +337,21 @@ def test_studies_lists_all_fifteen_with_question_anchor_times_and_command(
         assert cells[1].endswith("?") and cells[2] == STUDIES[name].anchor
         assert cells[3].endswith((" s", " min")) and cells[4].endswith((" s", " min", " h"))
         assert cells[5] == f"`python -m depthlab.run -m +experiment={name}`"
-    text = depthlab("studies", cwd=tmp_path).stdout
-    assert all(f"+experiment={name}" in text for name in STUDY_NAMES)
+    status, text, _ = console("studies", capsys=capsys)
+    assert status == 0 and all(f"+experiment={name}" in text for name in STUDY_NAMES)
 
 
-def test_studies_name_shows_files_that_exist(tmp_path: Path) -> None:
+def test_studies_name_shows_files_that_exist(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from depthlab.studies import STUDY_NAMES
 
     root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
     for name in ("vanishing", "edge_of_chaos"):
-        proc = depthlab("studies", name, cwd=root)
-        assert proc.returncode == 0, proc.stderr
-        parts = dict(
-            line.split(maxsplit=1) for line in proc.stdout.split("\n\n", 1)[1].splitlines()
-        )
+        status, out, _ = console("studies", name, capsys=capsys)
+        assert status == 0
+        parts = dict(line.split(maxsplit=1) for line in out.split("\n\n", 1)[1].splitlines())
         assert parts["module"] == f"src/depthlab/studies/{name}.py"
         assert parts["analysis"] == f"analysis/{name}.py"
         assert parts["readme"] == f"experiments/{name}/README.md"
