@@ -13,11 +13,12 @@ import torch
 from depthlab.cli import check_jobs
 from depthlab.config import Config, config_from_file
 from depthlab.console.catalogue import expected_seconds
+from depthlab.frames import log_slope
 from depthlab.inits import INITS, Gaussian
 from depthlab.model import MLP
 from depthlab.results import load_sweep
 from depthlab.studies import STUDIES, textbook
-from depthlab.studies.common import log_slope, main
+from depthlab.studies.common import main
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from depthlab.frames import network_curve
 from depthlab.results import Sweep
 from depthlab.studies._dynamics_times import CRITERION, INIT_ORDER, KEYS
-from depthlab.studies.common import network_curve
 
 
 def _palette() -> dict[str, tuple]:

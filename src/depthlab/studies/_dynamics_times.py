@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from depthlab.frames import network_curve
 from depthlab.results import Sweep
-from depthlab.studies.common import network_curve
 
 KEYS = ["activation", "init", "depth", "lr", "seed", "steps", "data", "status"]
 CELL = ["activation", "init", "depth", "seed"]

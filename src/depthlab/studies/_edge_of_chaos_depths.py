@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from depthlab import theory
+from depthlab.frames import network_curve
 from depthlab.results import Sweep
-from depthlab.studies.common import network_curve
 
 KEYS = ["activation", "init.sigma_w2", "init.sigma_b2", "depth", "seed", "status"]
 CHANCE = 0.1  # mnist1d has 10 balanced classes

@@ -34,9 +34,9 @@ import seaborn as sns
 
 from depthlab.data import DATASETS
 from depthlab.errors import ConfigError
+from depthlab.frames import metric_rows
 from depthlab.results import Sweep
 from depthlab.studies.base import STUDIES, Study, Verdict
-from depthlab.studies.common import metric_rows
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile: two-sided 95% intervals
 

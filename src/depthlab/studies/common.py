@@ -14,20 +14,6 @@ import matplotlib
 import numpy as np
 
 from depthlab.config import Config, config_from_file
-
-# Moved to depthlab.frames / depthlab.plots; still imported from here by the studies
-# born_dead, curvature, dead_units, degradation, dynamics, edge_of_chaos, isometry,
-# residual_scaling, saturation, seed_regression, textbook and by tests/test_studies.py.
-from depthlab.frames import (  # noqa: F401
-    at_step,
-    group_label,
-    log_slope,
-    metric_rows,
-    network_curve,
-    t_interval,
-)
-from depthlab.plots import span_decades, theory_scatter  # noqa: F401
-from depthlab.records import NETWORK_LAYER  # noqa: F401
 from depthlab.results import Sweep, load_sweep
 from depthlab.studies.base import STUDIES, Verdict, runs_of
 from depthlab.train import RunResult, train

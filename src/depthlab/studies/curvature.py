@@ -18,9 +18,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from depthlab.frames import metric_rows, network_curve
+from depthlab.plots import span_decades
 from depthlab.results import Sweep
 from depthlab.studies.base import STUDIES, Study, Verdict
-from depthlab.studies.common import metric_rows, network_curve, span_decades
 
 KEYS = ["depth", "lr", "status"]  # the metric rows carry the run's seed
 EARLY = 50  # steps <= EARLY are "early"

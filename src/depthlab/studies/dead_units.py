@@ -32,6 +32,7 @@ from scipy.special import gammaln
 
 from depthlab.config import DTYPES, config_from_file, resolve_device
 from depthlab.data import load_data
+from depthlab.frames import metric_rows, t_interval
 from depthlab.model import MLP
 from depthlab.probes import Capture
 from depthlab.probes.base import ProbeInput
@@ -39,7 +40,6 @@ from depthlab.probes.layer_stats import activations_and_slopes, units
 from depthlab.records import replica_seeds
 from depthlab.results import Sweep
 from depthlab.studies.base import STUDIES, Study, Verdict
-from depthlab.studies.common import metric_rows, t_interval
 from depthlab.train import Member, build_model, train_group
 
 KEYS = ["lr", "depth", "status", "steps"]  # run columns; metric rows carry their own seed

@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from depthlab.frames import t_interval
 from depthlab.results import Sweep
 from depthlab.studies.base import STUDIES, Study, Verdict
-from depthlab.studies.common import t_interval
 
 HEALTHY = 10.0  # claim 0: ||delta^1|| / ||delta^L|| at step 0 within [1/10, 10]
 MIN_GAP = 0.1  # claims 1 and 2: a rise or an advantage of 0.1 nats of training loss

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from depthlab.frames import at_step, metric_rows, network_curve
 from depthlab.results import Sweep
 from depthlab.studies.base import STUDIES, Study, Verdict
-from depthlab.studies.common import at_step, metric_rows, network_curve
 
 KEYS = ["activation", "init", "depth", "width", "status"]
 QUANTILES = ["q000", "q010", "q025", "q050", "q075", "q090", "q100"]

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from depthlab.frames import at_step, metric_rows, network_curve, t_interval
 from depthlab.results import Sweep
 from depthlab.studies.base import STUDIES, Study, Verdict
-from depthlab.studies.common import at_step, metric_rows, network_curve, t_interval
 
 KEYS = ["init", "depth", "status", "lr", "steps"]  # run columns; metric rows carry seeds
 NAIVE, SCALED = "kaiming_normal", ("scaled_branches", "skipinit")

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from depthlab.frames import metric_rows
 from depthlab.results import Sweep
 from depthlab.studies.base import STUDIES, Study, Verdict
-from depthlab.studies.common import metric_rows
 
 KEYS = ["depth", "status"]  # the metric rows carry the run's seed
 STATS = {"act_mean": "mean", "act_std": "std", "saturation": "saturated"}

@@ -18,9 +18,10 @@ import pandas as pd
 import torch
 
 from depthlab.data import load_data
+from depthlab.frames import network_curve
 from depthlab.results import Sweep
 from depthlab.studies.base import STUDIES, Study, Verdict
-from depthlab.studies.common import network_curve, retrain, run_config
+from depthlab.studies.common import retrain, run_config
 
 GRID = 200  # points of the curve drawn over [-1, 1]
 
