@@ -18,6 +18,7 @@ from depthlab.report_html import (
     FigureOutput,
     StudyPart,
     closing_new_figures,
+    esc,
     failure,
     figure_html,
     html_list,
@@ -26,7 +27,7 @@ from depthlab.report_html import (
     text_of,
 )
 from depthlab.results import Sweep
-from depthlab.summary import config_keys, summary_keys, summary_table
+from depthlab.summary import config_keys, footnoted, summary_keys, summary_table
 from depthlab.tables import cell_text, is_missing
 
 if TYPE_CHECKING:  # the studies are imported when a report is made, not with this module
@@ -244,10 +245,12 @@ def table_or_note(name: str, make: Callable[[], pd.DataFrame], keys: list[str]) 
 
 
 def runs_html(sweep: Sweep) -> str:
-    """The run table: each run's folder, then :func:`depthlab.summary.summary_table`."""
-    table = summary_table(sweep)
+    """The run table: each run's folder, then :func:`depthlab.summary.summary_table`, with a
+    note for each figure it cannot show saying why (:func:`depthlab.summary.footnoted`)."""
+    table, notes = footnoted(sweep, summary_table(sweep))
     table.insert(0, "run", sweep.runs["path"] if "path" in sweep.runs else sweep.runs["run_id"])
-    return html_table(table, summary_keys(sweep)[0])
+    listed = "".join(f'<p class="muted">{esc(n)}</p>' for n in notes)
+    return html_table(table, summary_keys(sweep)[0]) + listed
 
 
 def config_html(sweep: Sweep) -> str:

@@ -13,10 +13,9 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from depthlab.frames import SWEEP_COLUMN
-from depthlab.records import RUN_FILE, read_run
+from depthlab.records import RUN_FILE, SWEEP_COLUMN, read_run
 from depthlab.results import Sweep, load_sweep
-from depthlab.tables import constant_line, key_split, text_table
+from depthlab.tables import constant_line, is_missing, key_split, text_table
 
 FIGURE_COLUMNS = {
     "final_loss": "loss",
@@ -84,6 +83,46 @@ def summary_table(sweep: Sweep) -> pd.DataFrame:
     return table
 
 
+def why_missing(run: pd.Series, column: str) -> str:
+    """In words, why the run's figure ``column`` (a FIGURE_COLUMNS key) was not measured."""
+    status = run.get("status")
+    if status == "failed":
+        return "the run failed (its error is in its run.parquet)"
+    if status == "running":
+        return "the run did not finish (killed, or still running)"
+    if column.endswith("accuracy"):
+        return "a regression task has no accuracy"
+    if column.startswith("delta_ratio"):
+        if str(run.get("probes")) == "none":
+            return "no probes ran (probes=none)"
+        if not is_missing(run.get("nonfinite_step")):
+            step, layer = int(run["nonfinite_step"]), int(run["nonfinite_layer"])
+            return f"a probed pass was not finite (step {step}, layer {layer})"
+        return "a delta is below even float64's range (delta_underflow = 1), or no delta probe"
+    if status == "diverged":
+        return "the run diverged"
+    return "not recorded"
+
+
+def footnoted(sweep: Sweep, table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``table`` (from :func:`summary_table`) with every missing figure marked 'nan [n]',
+    and the notes [n] saying why (:func:`why_missing`), one per distinct reason."""
+    table, notes = table.copy(), []
+    titles = {t: c for c, t in FIGURE_COLUMNS.items()} | {c: c for c in FIGURE_COLUMNS}
+    keys = summary_keys(sweep)[0]
+    for name in table.columns:
+        column = titles.get(name)
+        if column is None or name in keys:
+            continue
+        for index in table.index[table[name].isna()]:
+            reason = why_missing(sweep.runs.loc[index], column)
+            if reason not in notes:
+                notes.append(reason)
+            table[name] = table[name].astype(object)
+            table.loc[index, name] = f"nan [{notes.index(reason) + 1}]"
+    return table, [f"[{n}] {reason}" for n, reason in enumerate(notes, start=1)]
+
+
 def report_command(sweep_dir: Path | str) -> str:
     """The line that tells how to make the HTML report of a sweep (depthlab.report)."""
     return f"report: python -m depthlab.report {shlex.quote(str(Path(sweep_dir).resolve()))}"
@@ -91,14 +130,15 @@ def report_command(sweep_dir: Path | str) -> str:
 
 def format_summary(sweep: Sweep, report: bool = False) -> str:
     """The keys the same for every run (one wrapped line, less the :data:`OPERATIONAL`
-    ones), the summary table as text (at
-    most 100 characters wide), any files not read, the command that makes the sweep's
+    ones), the summary table as text (at most 100 characters wide) with a note for each
+    missing figure saying why, any files not read, the command that makes the sweep's
     report (``report``) and, last, the folder."""
-    table = summary_table(sweep)
+    table, notes = footnoted(sweep, summary_table(sweep))
     keys, constant = summary_keys(sweep)
     shown = {k: v for k, v in constant.items() if k.split(".")[0] not in OPERATIONAL}
     lines = [constant_line(shown)] if len(sweep.runs) > 1 and shown else []
     lines.append(text_table(table, keys))
+    lines += notes
     lines += [f"not read: {p}" for p in sweep.problems]
     if report:
         lines.append(report_command(sweep.root))

@@ -26,7 +26,7 @@ def run_config(sweep: Sweep, run_id: str) -> Config:
     replica of a batched job (a ``seed=S`` folder inside the job's) the run of its own
     seed, ``seed=S replicas=1``, which records the same."""
     row = sweep.runs.set_index("run_id").loc[run_id]
-    folder = sweep.root / row["path"]
+    folder = sweep.run_folder(row)
     job = folder if (folder / ".hydra").is_dir() else folder.parent
     cfg = config_from_file(job / ".hydra" / "config.yaml")
     return dataclasses.replace(cfg, seed=int(row["seed"]), replicas=1)
