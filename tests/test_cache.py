@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from depthlab.cache import CACHE_ENV, cached_arrays
-from depthlab.data import _make_mnist1d, _mnist1d_arrays
+from depthlab.dataset_mnist1d import _make_mnist1d, _mnist1d_arrays
 
 
 def counting_maker(calls: list[int]):

@@ -34,12 +34,7 @@ from depthlab.data_arrays import (
     check_arrays,
 )
 from depthlab.dataset_digits import DIGITS_CLASSES, DIGITS_SAMPLES, Digits
-from depthlab.dataset_mnist1d import (
-    MNIST1D,
-    MNIST1D_CLASSES,
-    _make_mnist1d,  # noqa: F401  a shim: tests/test_cache.py imports it from here
-    _mnist1d_arrays,  # noqa: F401  a shim: tests/test_cache.py imports it from here
-)
+from depthlab.dataset_mnist1d import MNIST1D, MNIST1D_CLASSES
 from depthlab.dataset_npz import NPZ, NPZ_KEYS
 from depthlab.dataset_registry import DATASETS, Data
 from depthlab.datasets_synthetic import Quadratic, Teacher
