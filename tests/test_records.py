@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers import fake_sweep
 
-from depthlab.config import Config, config_columns
+from depthlab.config import Config
 from depthlab.inits import Gaussian
 from depthlab.provenance import record_row
 from depthlab.records import (
@@ -21,6 +21,7 @@ from depthlab.records import (
     RunRecorder,
     SchemaError,
     config_column_names,
+    config_columns,
     read_metrics,
     read_run,
     replica_folders,

@@ -11,7 +11,7 @@ so notebooks can build runs without Hydra.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,21 +80,6 @@ class Config:
     compile: bool = False  # torch.compile the steps that are not probed (long runs)
     cuda_graph: bool = True  # on CUDA, replay unprobed steps from a captured CUDA graph
     batching: Any = field(default_factory=On)  # group: on | off (batched sweeps)
-
-
-def config_columns(cfg: Config, seed: int | None = None) -> dict[str, Any]:
-    """The run row's config columns, named as on the command line: a group gives its
-    chosen option (``init``) and its fields (``init.sigma_w2``); ``seed`` is the run's
-    (a replica's seed, default ``cfg.seed``)."""
-    row: dict[str, Any] = {}
-    for key, value in asdict(cfg).items():
-        if isinstance(value, dict):  # a group: its chosen option, then its fields
-            row[key] = value.pop("name")
-            row.update({f"{key}.{k}": v for k, v in value.items()})
-        else:
-            row[key] = value
-    row["seed"] = cfg.seed if seed is None else seed
-    return row
 
 
 def register_configs(store: ConfigStore | None = None) -> None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from depthlab.config import Config, config_columns
+from depthlab.config import Config
+from depthlab.records import config_columns
 from depthlab.resources import split
 
 # Keys (and group prefixes) whose value may differ between the runs of one batched model.

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from depthlab.config import Config, config_columns, resolve_loss
+from depthlab.config import Config, resolve_loss
 from depthlab.denormals import denormals_flushed
-from depthlab.resume import set_aside_other_config  # noqa: F401  (run.py imports it here)
+from depthlab.records import config_columns
 
 VERSIONED = ("depthlab", "torch", "numpy", "hydra-core", "omegaconf", "pandas", "pyarrow")
 

@@ -31,6 +31,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,22 @@ def run_table(row: Mapping[str, Any]) -> pa.Table:
             arrays.append(pa.array([value]))
             names.append(key)
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def config_columns(cfg: Any, seed: int | None = None) -> dict[str, Any]:
+    """The run row's config columns, named as on the command line: a group gives its
+    chosen option (``init``) and its fields (``init.sigma_w2``); ``seed`` is the run's
+    (a replica's seed, default ``cfg.seed``). ``cfg``: a Config (typed loosely: config.py
+    imports this module through the probes)."""
+    row: dict[str, Any] = {}
+    for key, value in asdict(cfg).items():
+        if isinstance(value, dict):  # a group: its chosen option, then its fields
+            row[key] = value.pop("name")
+            row.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            row[key] = value
+    row["seed"] = cfg.seed if seed is None else seed
+    return row
 
 
 def config_column_names(columns: Iterable[str]) -> list[str]:

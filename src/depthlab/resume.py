@@ -11,13 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from depthlab.config import Config, config_columns, config_from_file
+from depthlab.config import Config, config_from_file
 from depthlab.records import (
     METRICS_DIR,
     REPLICA_GLOB,
     RUN_FILE,
     SUPERSEDED_DIR,
     RecordsWriteError,
+    config_columns,
     read_run,
     set_aside,
     set_aside_previous,

@@ -25,8 +25,8 @@ from depthlab.config import register_configs, to_config
 from depthlab.console.key_help import register_key_help
 from depthlab.data import DataError
 from depthlab.errors import ConfigError
-from depthlab.provenance import set_aside_other_config
 from depthlab.records import RecordsWriteError
+from depthlab.resume import set_aside_other_config
 from depthlab.train import Member, train, train_group
 
 log = logging.getLogger(__name__)
