@@ -27,8 +27,8 @@ class Digits(Data):
     """
 
     name: str = "digits"
-    test_fraction: float = 0.25
-    seed: int = 0
+    test_fraction: float = 0.25  # fraction of the samples held out for testing (stratified)
+    seed: int = 0  # the data set's own draw and split (apart from the network's seed)
 
     def arrays(self) -> Arrays:
         from sklearn.datasets import load_digits

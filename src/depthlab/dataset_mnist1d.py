@@ -68,9 +68,9 @@ class MNIST1D(Data):
     """
 
     name: str = "mnist1d"
-    seed: int = 42
-    num_samples: int = 5000
-    train_split: float = 0.8
+    seed: int = 42  # the data set's own draw and split (apart from the network's seed)
+    num_samples: int = 5000  # samples generated, before the train/test split
+    train_split: float = 0.8  # fraction of the samples used for training
 
     def arrays(self) -> Arrays:
         return _mnist1d_arrays(self.seed, self.num_samples, self.train_split)

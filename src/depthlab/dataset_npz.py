@@ -76,8 +76,8 @@ class NPZ(Data):
     """
 
     name: str = "npz"
-    path: str = ""
-    task_type: str = CLASSIFICATION
+    path: str = ""  # the .npz file (arrays x_train, y_train, x_test, y_test)
+    task_type: str = CLASSIFICATION  # classification or regression
 
     def task(self) -> str:
         return self.task_type

@@ -18,7 +18,7 @@ class Data:
     """Base of every data set option; ``name`` is its option in the ``data`` group."""
 
     name: str = "data"
-    standardize: bool = True
+    standardize: bool = True  # shift and scale each input feature by the training set's mean, std
 
     def arrays(self) -> Arrays:
         raise NotImplementedError

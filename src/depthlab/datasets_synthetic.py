@@ -25,10 +25,10 @@ class Quadratic(Data):
     """
 
     name: str = "quadratic"
-    num_train: int = 100
-    num_test: int = 100
-    noise: float = 0.2
-    seed: int = 0
+    num_train: int = 100  # training samples
+    num_test: int = 100  # test samples
+    noise: float = 0.2  # noise added to the targets: y = x^2 + noise * U(0, 1)
+    seed: int = 0  # the data set's own draw and split (apart from the network's seed)
 
     def task(self) -> str:
         return REGRESSION
@@ -66,18 +66,18 @@ class Teacher(Data):
     """
 
     name: str = "teacher"
-    task_type: str = CLASSIFICATION
-    in_dim: int = 20
-    num_outputs: int = 10
-    depth: int = 2
-    width: int = 64
-    activation: str = "tanh"
-    sigma_w2: float = 1.5
-    sigma_b2: float = 0.05
-    num_train: int = 2000
-    num_test: int = 500
-    noise: float = 0.0
-    seed: int = 0
+    task_type: str = CLASSIFICATION  # classification or regression
+    in_dim: int = 20  # input features
+    num_outputs: int = 10  # outputs (classes, or regression targets)
+    depth: int = 2  # the teacher network's hidden layers
+    width: int = 64  # the teacher network's units per hidden layer
+    activation: str = "tanh"  # the teacher network's activation
+    sigma_w2: float = 1.5  # the teacher's weight variance times fan_in
+    sigma_b2: float = 0.05  # the teacher's bias variance
+    num_train: int = 2000  # training samples
+    num_test: int = 500  # test samples
+    noise: float = 0.0  # noise added to the targets (regression): noise * N(0, 1)
+    seed: int = 0  # the data set's own draw and split (apart from the network's seed)
 
     def task(self) -> str:
         return self.task_type

@@ -68,7 +68,7 @@ INITS: Registry[type[Init]] = Registry("init")
 class _ZeroMeanBias(Init):
     """Mixin for initialisers whose bias is N(0, sigma_b2) (zero by default)."""
 
-    sigma_b2: float = 0.0
+    sigma_b2: float = 0.0  # bias variance: b ~ N(0, sigma_b2)
 
     def _fill_bias_(self, bias: torch.Tensor, generator: torch.Generator) -> None:
         if self.sigma_b2 == 0:
@@ -117,7 +117,7 @@ class Gaussian(_ZeroMeanBias):
     """
 
     name: str = "gaussian"
-    sigma_w2: float = 1.0
+    sigma_w2: float = 1.0  # weight variance times fan_in: W ~ N(0, sigma_w2 / fan_in)
     sigma_b2: float = 0.0
 
     def fill_(self, weight: torch.Tensor, bias: torch.Tensor, generator: torch.Generator) -> None:
@@ -139,7 +139,7 @@ class SmallNormal(_ZeroMeanBias):
     """
 
     name: str = "small_normal"
-    std: float = 0.01
+    std: float = 0.01  # weight standard deviation, whatever the width
 
     def fill_(self, weight: torch.Tensor, bias: torch.Tensor, generator: torch.Generator) -> None:
         tinit.normal_(weight, 0.0, self.std, generator=generator)
@@ -153,7 +153,7 @@ class SmallNormal(_ZeroMeanBias):
 class _Xavier(_ZeroMeanBias):
     """Glorot & Bengio (2010) "normalised" init: Var(W) = gain^2 * 2 / (fan_in + fan_out)."""
 
-    gain: float = 1.0
+    gain: float = 1.0  # scale of the weights: Var(W) = gain^2 x the init's base variance
 
     def weight_variance(self, fan_in: int, fan_out: int) -> float:
         return self.gain**2 * 2.0 / (fan_in + fan_out)
@@ -202,9 +202,9 @@ class _Kaiming(_ZeroMeanBias):
     3/4 for selu: torch.nn.init.calculate_gain.
     """
 
-    nonlinearity: str = "relu"
-    negative_slope: float = 0.0
-    mode: str = "fan_in"
+    nonlinearity: str = "relu"  # the activation whose gain He's init uses (torch's calculate_gain)
+    negative_slope: float = 0.0  # leaky_relu's slope for the gain
+    mode: str = "fan_in"  # fan_in (forward variance) or fan_out (backward variance)
 
     def gain(self) -> float:
         return tinit.calculate_gain(self.nonlinearity, self.negative_slope)
@@ -260,7 +260,7 @@ class Orthogonal(_ZeroMeanBias):
 
     name: str = "orthogonal"
     distribution: ClassVar[str] = "orthogonal"
-    gain: float = 1.0
+    gain: float = 1.0  # scale of the weights: Var(W) = gain^2 x the init's base variance
 
     def fill_(self, weight: torch.Tensor, bias: torch.Tensor, generator: torch.Generator) -> None:
         tinit.orthogonal_(weight, gain=self.gain, generator=generator)

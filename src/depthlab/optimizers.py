@@ -27,7 +27,7 @@ class Optimizer:
     """Base of every optimiser option; ``name`` is its option in the ``optimizer`` group."""
 
     name: str = "optimizer"
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # L2 penalty wd: the update adds wd W to the gradient
 
     def kind(self) -> tuple:
         """What selects the update formula: runs batched together must share it. The
@@ -262,8 +262,8 @@ class Momentum(Optimizer):
     """SGD with (heavy-ball or Nesterov) momentum, PyTorch's form: v <- mu v + g; W <- W - lr v."""
 
     name: str = "momentum"
-    momentum: float = 0.9
-    nesterov: bool = False
+    momentum: float = 0.9  # momentum mu: v <- mu v + g
+    nesterov: bool = False  # Nesterov's form of momentum
 
     def kind(self) -> tuple:
         return (self.name, self.nesterov)
@@ -305,10 +305,10 @@ class Adam(Optimizer):
     """
 
     name: str = "adam"
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    decoupled: bool = False
+    beta1: float = 0.9  # Adam's decay of the gradient's running mean
+    beta2: float = 0.999  # Adam's decay of the squared gradient's running mean
+    eps: float = 1e-8  # Adam's denominator floor
+    decoupled: bool = False  # AdamW: weight decay applied to the weights, not the gradient
 
     def kind(self) -> tuple:
         return (self.name, self.decoupled)

@@ -23,44 +23,6 @@ from depthlab.config import GROUPS, Config, allowed_names
 from depthlab.limits import LIMITS
 
 RESOLVER = "depthlab_keys"
-# The meaning of group fields whose class does not comment the field yet (inits.py, the data
-# sets, optimizers.py, probes/schedule.py); a comment on the field itself takes precedence,
-# and then its line here goes.
-GROUP_FIELDS = {
-    "init.sigma_w2": "weight variance times fan_in: W ~ N(0, sigma_w2 / fan_in)",
-    "init.sigma_b2": "bias variance: b ~ N(0, sigma_b2)",
-    "init.std": "weight standard deviation, whatever the width",
-    "init.gain": "scale of the weights: Var(W) = gain^2 x the init's base variance",
-    "init.nonlinearity": "the activation whose gain He's init uses (torch's calculate_gain)",
-    "init.negative_slope": "leaky_relu's slope for the gain",
-    "init.mode": "fan_in (forward variance) or fan_out (backward variance)",
-    "data.standardize": "shift and scale each input feature by the training set's mean, std",
-    "data.seed": "the data set's own draw and split (apart from the network's seed)",
-    "data.num_samples": "samples generated, before the train/test split",
-    "data.train_split": "fraction of the samples used for training",
-    "data.test_fraction": "fraction of the samples held out for testing (stratified)",
-    "data.path": "the .npz file (arrays x_train, y_train, x_test, y_test)",
-    "data.task_type": "classification or regression",
-    "data.num_train": "training samples",
-    "data.num_test": "test samples",
-    "data.noise": "noise added to the targets",
-    "data.in_dim": "input features",
-    "data.num_outputs": "outputs (classes, or regression targets)",
-    "data.depth": "the teacher network's hidden layers",
-    "data.width": "the teacher network's units per hidden layer",
-    "data.activation": "the teacher network's activation",
-    "data.sigma_w2": "the teacher's weight variance times fan_in",
-    "data.sigma_b2": "the teacher's bias variance",
-    "optimizer.weight_decay": "L2 penalty wd: the update adds wd W to the gradient",
-    "optimizer.momentum": "momentum mu: v <- mu v + g",
-    "optimizer.nesterov": "Nesterov's form of momentum",
-    "optimizer.beta1": "Adam's decay of the gradient's running mean",
-    "optimizer.beta2": "Adam's decay of the squared gradient's running mean",
-    "optimizer.eps": "Adam's denominator floor",
-    "optimizer.decoupled": "AdamW: weight decay applied to the weights, not the gradient",
-    "probes.names": "probes or probe presets to run, e.g. [delta,acts]",
-    "probes.log_points": "extra probed steps, log-spaced in 1..steps (0: none)",
-}
 FIELD_LINE = re.compile(r"^\s+(\w+)\s*:[^#]*?(?:#\s*(.*))?$")
 COMMENT_LINE = re.compile(r"^\s+#\s?(.*)$")
 NAME_COLUMN = 26
@@ -145,8 +107,7 @@ def key_lines(cfg: DictConfig) -> list[str]:
                 continue
             default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
             dotted = f"{key}.{f.name}"
-            meaning = notes.get(f.name, GROUP_FIELDS.get(dotted, ""))
-            lines += _entry(dotted, meaning, default, _allowed(dotted, default))
+            lines += _entry(dotted, notes.get(f.name, ""), default, _allowed(dotted, default))
     return lines
 
 

@@ -75,9 +75,10 @@ class ProbeSchedule:
     """Base of the ``probes`` options."""
 
     name: str = "probes"
-    names: list[str] = field(default_factory=list)
-    every: int = 50  # probed steps cost several plain steps at depth 100
-    log_points: int = 0
+    names: list[str] = field(default_factory=list)  # probes or presets to run, e.g. [delta,acts]
+    # a probed step costs several plain steps at depth 100, hence not every step by default
+    every: int = 50  # steps between probed steps; step 0 and the last always (0: no others)
+    log_points: int = 0  # extra probed steps, log-spaced in 1..steps (0: none)
     costly_every: int = 0  # costly probes: step 0, the last step, and every n (0: no)
 
     def steps(self, total: int) -> Steps:
