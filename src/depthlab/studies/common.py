@@ -80,7 +80,8 @@ def main(study: str, argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")
     parser = argparse.ArgumentParser(
         prog=f"analysis/{study}.py",
-        description=f"Figures and verdict of the {study} study (+experiment={study}).",
+        description=STUDIES[study].question,
+        epilog=f"Writes the figures and prints the verdict of +experiment={study}'s sweep.",
     )
     parser.add_argument("sweep_dir", type=Path, help="the sweep folder (hydra.sweep.dir)")
     parser.add_argument("--out", type=Path, default=None, help="figure folder")
