@@ -1,4 +1,10 @@
-"""Small helpers shared by the tests (imported as ``helpers``; pytest puts tests/ on the path)."""
+"""Small helpers shared by the tests (imported as ``helpers``; pytest puts tests/ on the path).
+
+Fake sweeps come from two helpers. :func:`memory_sweep` builds a ``Sweep`` in memory, for a
+study's reduction on planted numbers (no folder, nothing to read). :func:`fake_sweep` writes
+run folders through the real writer, for anything that reads folders (``load_sweep``, the
+report, plots or notebooks that take a sweep directory, resume).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from depthlab.inits import Gaussian
 from depthlab.optimizers import Momentum
 from depthlab.probes.schedule import MinimalProbes
 from depthlab.records import METRICS_SCHEMA, RunRecorder
+from depthlab.results import Sweep
 
 Metric = tuple[int, int, str, float]  # step, layer, metric, value
 Row = tuple[str, int, int, int, str, float]  # run_id, seed, step, layer, metric, value
@@ -88,10 +95,22 @@ def _by_run(
 
 def metric_frame(rows: Iterable[Row]) -> pd.DataFrame:
     """Metric rows as ``load_sweep`` returns them: METRICS_SCHEMA's columns and types."""
-    columns = dict(zip(METRICS_SCHEMA.names, zip(*rows, strict=True), strict=True))
-    if not columns:
+    rows = list(rows)
+    if not rows:
         return METRICS_SCHEMA.empty_table().to_pandas()
+    columns = dict(zip(METRICS_SCHEMA.names, zip(*rows, strict=True), strict=True))
     return pa.table(columns, schema=METRICS_SCHEMA).to_pandas()
+
+
+def memory_sweep(
+    runs: Iterable[Mapping[str, Any]], metrics: Iterable[Row] = (), root: Path = Path(".")
+) -> Sweep:
+    """A sweep held in memory, as ``load_sweep`` would return it but without any folder:
+    ``runs`` are the run.parquet rows (one dict per run, the columns each sets; no ``path``),
+    ``metrics`` the tidy rows ``(run_id, seed, step, layer, metric, value)``, typed by
+    :func:`metric_frame` as ``load_sweep`` types them. Use it to test a study's reduction on
+    planted numbers; use :func:`fake_sweep` for anything that reads run folders."""
+    return Sweep(root, pd.DataFrame(list(runs)), metric_frame(metrics))
 
 
 def good_arrays(rng: np.random.Generator, task: str = CLASSIFICATION) -> dict[str, np.ndarray]:
