@@ -4,11 +4,11 @@ layer, the verdict on Lu-like and counterfactual pictures, and the quick preset.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import memory_sweep
 from scipy import stats
 
 from depthlab.results import Sweep, load_sweep
@@ -29,8 +29,7 @@ def hand_made(first_dead: list[float], depth: int = 20, batch_size: int = 4000) 
         for layer in range(1, depth + 2):
             dead = 1.0 if layer > depth or layer >= first else 0.5
             metrics.append((run_id, seed, 0, layer, "dead_frac", dead))
-    frame = pd.DataFrame(metrics, columns=["run_id", "seed", "step", "layer", "metric", "value"])
-    return Sweep(Path("."), pd.DataFrame(runs), frame)
+    return memory_sweep(runs, metrics)
 
 
 def lu_like(nets: int = 200) -> list[float]:

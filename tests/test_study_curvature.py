@@ -3,11 +3,9 @@ preset."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib.pyplot as plt
-import pandas as pd
 import pytest
+from helpers import memory_sweep
 
 from depthlab.results import Sweep, load_sweep
 from depthlab.studies import STUDIES
@@ -28,8 +26,7 @@ def sweep_of(runs: dict[tuple[int, int], list[tuple[float, float]]]) -> Sweep:
                 (run_id, seed, step, 0, "hessian_min", low),
                 (run_id, seed, step, 0, "loss", 2.3 - 0.1 * k),
             ]
-    columns = ["run_id", "seed", "step", "layer", "metric", "value"]
-    return Sweep(Path("."), pd.DataFrame(rows), pd.DataFrame(metrics, columns=columns))
+    return memory_sweep(rows, metrics)
 
 
 # r = 0.5, 0.25, 0.3 early (mean 0.35); then 0.1, 0.02 and, at the last step, none negative

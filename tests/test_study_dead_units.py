@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import memory_sweep
 from matplotlib.figure import Figure
 from scipy import stats
 
@@ -40,8 +40,7 @@ def hand_made(final: dict[float, float], seeds: int = 2, steps: int = 500) -> Sw
                 for layer in range(1, DEPTH + 2):
                     v = 0.0 if layer == DEPTH + 1 else value
                     metrics.append((run_id, seed, step, layer, "dead_frac", v))
-    frame = pd.DataFrame(metrics, columns=["run_id", "seed", "step", "layer", "metric", "value"])
-    return Sweep(Path("."), pd.DataFrame(rows), frame)
+    return memory_sweep(rows, metrics)
 
 
 def per_run(rises: dict[float, list[float]], steps: int = 500) -> pd.DataFrame:

@@ -3,10 +3,8 @@ its figures on the quick sweep."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pandas as pd
 import pytest
+from helpers import memory_sweep
 
 from depthlab.results import Sweep, load_sweep
 from depthlab.studies import STUDIES, degradation
@@ -28,7 +26,7 @@ def _degradation_sweep(
                                  "final_loss": final, "residual": res, "norm": "none",
                                  "depth": depth, "lr": lr, "seed": seed, "steps": steps,
                                  "delta_ratio_initial": 1.0 if res else ratio})  # fmt: skip
-    return Sweep(Path("."), pd.DataFrame(rows), pd.DataFrame())
+    return memory_sweep(rows)
 
 
 HE = ([0.01, 0.005, 1.3], [0.003, 0.015, 0.002])  # the pilot's medians: plain, residual
@@ -53,10 +51,11 @@ def test_degradation_needs_seeds_and_long_training_and_counts_divergence_as_the_
     assert "3 seeds" in degradation.verdict(_degradation_sweep(*HE, seeds=2)).text
     short = degradation.verdict(_degradation_sweep(*HE, steps=400))
     assert short.reproduced is None and "1000 steps" in short.text
-    runs = _degradation_sweep([0.01, 0.005, 0.02], HE[1]).runs
+    sweep = _degradation_sweep([0.01, 0.005, 0.02], HE[1])
+    runs = sweep.runs
     deep_plain = (~runs["residual"]) & (runs["depth"] == 64)
     runs.loc[deep_plain, "status"] = "diverged"  # at every lr: L* is infinite
-    assert degradation.verdict(Sweep(Path("."), runs, pd.DataFrame())).reproduced is True
+    assert degradation.verdict(sweep).reproduced is True
 
 
 @pytest.mark.slow

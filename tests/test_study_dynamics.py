@@ -5,13 +5,11 @@ nets (the quick preset)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import pytest
+from helpers import memory_sweep
 
-from depthlab.results import Sweep, load_sweep
+from depthlab.results import load_sweep
 from depthlab.studies import STUDIES
 from depthlab.studies._dynamics_times import steps_to
 from depthlab.studies.dynamics import CRITERION, best, summary, times, verdict
@@ -66,10 +64,8 @@ def planted_sweep(
                         floor = FLOOR[activation]
                         for step in range(0, 401, 10):
                             loss = floor + (START - floor) * np.exp(-step / tau)
-                            metrics.append(
-                                dict(run_id=run_id, step=step, layer=0, metric="loss", value=loss)
-                            )
-    return Sweep(Path("."), pd.DataFrame(runs), pd.DataFrame(metrics))
+                            metrics.append((run_id, seed, step, 0, "loss", loss))
+    return memory_sweep(runs, metrics)
 
 
 def saxe(activation: str, init: str, depth: int) -> float:

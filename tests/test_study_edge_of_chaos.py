@@ -3,12 +3,10 @@ find a planted constant and fail on a wrong one), the figure's lines and the qui
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import pytest
+from helpers import memory_sweep
 
 from depthlab import theory
 from depthlab.results import Sweep, load_sweep
@@ -49,8 +47,7 @@ def sweep_of(runs: list[tuple[float, int, int, float, str]]) -> Sweep:
             }
         )
         metrics.append((run_id, seed, 0, 0, "loss", 2.3))
-    columns = ["run_id", "seed", "step", "layer", "metric", "value"]
-    return Sweep(Path("."), pd.DataFrame(rows), pd.DataFrame(metrics, columns=columns))
+    return memory_sweep(rows, metrics)
 
 
 def planted(limit, sigma_w2=SIGMA_W2, factors=SEED_FACTORS) -> Sweep:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import pytest
+from helpers import memory_sweep
 from matplotlib.figure import Figure
 
 from depthlab.results import Sweep, load_sweep
@@ -50,8 +48,7 @@ def hand_made(runs=RUNS, depth: int = 10, steps: int = 200) -> Sweep:
                 (run_id, 0, 0, int(l), metric, float(v))
                 for l, v in zip(layers, values, strict=True)
             ]
-    frame = pd.DataFrame(metrics, columns=["run_id", "seed", "step", "layer", "metric", "value"])
-    return Sweep(Path("."), pd.DataFrame(rows), frame)
+    return memory_sweep(rows, metrics)
 
 
 def test_growth_of_a_geometric_profile_is_its_rate() -> None:

@@ -4,18 +4,17 @@ phenomenon itself on depthlab's own nets."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import memory_sweep
 
 from depthlab.data import CLASSIFICATION
 from depthlab.inits import Gaussian
 from depthlab.model import MLP
 from depthlab.probes import measure
-from depthlab.results import Sweep, load_sweep
+from depthlab.results import load_sweep
 from depthlab.studies import STUDIES
 from depthlab.studies.finite_width import (
     cell_spreads,
@@ -79,12 +78,9 @@ def test_the_verdict_passes_the_prediction_and_fails_otherwise() -> None:
 
 
 def test_a_sweep_without_the_probes_is_undecided_not_an_error() -> None:
-    runs = pd.DataFrame([{"run_id": "r", "depth": 10, "width": 32, "status": "ok"}])
-    metrics = pd.DataFrame(
-        [("r", 0, 0, 0, "loss", 2.3)],
-        columns=["run_id", "seed", "step", "layer", "metric", "value"],
-    )
-    result = STUDIES["finite_width"].verdict(Sweep(Path("."), runs, metrics))
+    runs = [{"run_id": "r", "depth": 10, "width": 32, "status": "ok"}]
+    sweep = memory_sweep(runs, [("r", 0, 0, 0, "loss", 2.3)])
+    result = STUDIES["finite_width"].verdict(sweep)
     assert result.reproduced is None and "delta and preacts probes" in result.text
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import pytest
+from helpers import memory_sweep
 from matplotlib.figure import Figure
 
 from depthlab.results import Sweep, load_sweep
@@ -46,8 +44,7 @@ def hand_made(runs=RUNS, depth: int = 30, steps: int = 500) -> Sweep:
         for step in range(0, steps + 1, 50):
             loss = start + (end - start) * step / steps
             metrics.append((run_id, 0, step, 0, "loss", loss))
-    frame = pd.DataFrame(metrics, columns=["run_id", "seed", "step", "layer", "metric", "value"])
-    return Sweep(Path("."), pd.DataFrame(rows), frame)
+    return memory_sweep(rows, metrics)
 
 
 def test_layer_ratios_of_a_geometric_profile() -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import pytest
+from helpers import memory_sweep
 
 from depthlab.results import Sweep, load_sweep
 from depthlab.studies import STUDIES
@@ -37,8 +35,7 @@ def sweep_of(variants: dict[tuple[str, str], tuple[float, float, list[float]]]) 
         values |= {f"jacobian_sv_{q}": v for q, v in zip(QUANTILES, quantiles, strict=True)}
         rows += [(run_id, 0, 0, 0, name, value) for name, value in values.items()]
         rows.append((run_id, 0, 0, 0, "loss", 2.3))
-    columns = ["run_id", "seed", "step", "layer", "metric", "value"]
-    return Sweep(Path("."), pd.DataFrame(runs), pd.DataFrame(rows, columns=columns))
+    return memory_sweep(runs, rows)
 
 
 SPREAD = [1e-6, 1e-3, 1e-2, 0.1, 1.0, 3.0, 30.0]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import memory_sweep
 from matplotlib.figure import Figure
 
 from depthlab.results import Sweep, load_sweep
@@ -50,8 +49,7 @@ def hand_made(runs=RUNS, depth: int = 100, steps: int = 200) -> Sweep:
             grad = branch if 2 <= l <= depth else 1.0
             metrics += [(run_id, 0, 0, l, "weight_grad_norm", grad)]
             metrics += [(run_id, 0, 0, l, "bias_grad_norm", 0.0)]
-    frame = pd.DataFrame(metrics, columns=["run_id", "seed", "step", "layer", "metric", "value"])
-    return Sweep(Path("."), pd.DataFrame(rows), frame)
+    return memory_sweep(rows, metrics)
 
 
 def test_first_step_change_sums_squared_gradients() -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib.pyplot as plt
-import pandas as pd
 import pytest
+from helpers import memory_sweep
 
 from depthlab.results import Sweep, load_sweep
 from depthlab.studies import STUDIES
@@ -30,8 +28,7 @@ def sweep_of(top_means: dict[tuple[int, int], list[float]], steps: list[int] = S
                 mean = top if layer == depth else 0.02 if layer > depth else 0.5
                 for metric, value in (("act_mean", mean), ("act_std", 0.1), ("saturation", 0.0)):
                     rows.append((run_id, seed, step, layer, metric, value))
-    metrics = pd.DataFrame(rows, columns=["run_id", "seed", "step", "layer", "metric", "value"])
-    return Sweep(Path("."), pd.DataFrame(runs), metrics)
+    return memory_sweep(runs, rows)
 
 
 DIP = [0.5, 0.2, 0.05, 0.1, 0.2, 0.3]  # halfway by 100, minimum 0.05 at 200, back to 0.3
