@@ -15,16 +15,15 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import matplotlib.pyplot as plt
-import pandas as pd
-import pyarrow.parquet as pq
 import pytest
+from helpers import fake_run, memory_sweep
 
 from depthlab import plots, report, report_html, report_sections
 from depthlab.config import Config
 from depthlab.data import Teacher
 from depthlab.inits import Gaussian
 from depthlab.probes.schedule import DefaultProbes
-from depthlab.records import METRICS_DIR, RUN_FILE, read_run, run_table
+from depthlab.records import METRICS_DIR, read_run
 from depthlab.results import Sweep, load_sweep
 from depthlab.summary import format_summary
 from depthlab.train import train
@@ -56,10 +55,7 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
         train(cfg, root / str(job))
     row = read_run(root / "0") | {"run_id": "evil", "status": "failed", "error": EVIL, "study": ""}
-    (root / "3").mkdir()
-    pq.write_table(
-        run_table(row | {"norm": '"><img src=x onerror=alert(1)>'}), root / "3" / RUN_FILE
-    )
+    fake_run(root / "3", row | {"norm": '"><img src=x onerror=alert(1)>'}, status="failed")
     return root
 
 
@@ -237,8 +233,7 @@ def test_md_escapes_markdown_and_markup() -> None:
 
 
 def test_markdown_in_study_text_is_escaped(tmp_path: Path) -> None:
-    sweep = load_sweep(tmp_path)
-    sweep.runs = pd.DataFrame({"run_id": ["r"], "status": ["ok"], "path": ["0"]})
+    sweep = memory_sweep([{"run_id": "r", "status": "ok", "path": "0"}], root=tmp_path)
     parts = [
         report_html.StudyPart(f"#{LINK}", label=f"*{LINK}*", text=f"{MARKDOWN}\n# h"),
         report_html.StudyPart("- item", label="> quote", text="1. item\n==="),
@@ -258,8 +253,7 @@ def test_markdown_in_records_is_escaped_and_every_problem_is_listed(
     shutil.copytree(sweep_dir, root, symlinks=True)
     row = read_run(root / "0") | {"run_id": f"id {LINK}", "status": "failed", "study": ""}
     row["error"] = f"{MARKDOWN}\n# a heading\n> a quote"
-    (root / "#4 [y](z)").mkdir()  # a run folder whose name (the run's label) is Markdown
-    pq.write_table(run_table(row), root / "#4 [y](z)" / RUN_FILE)
+    fake_run(root / "#4 [y](z)", row, status="failed")  # a folder name (run label) in Markdown
     shutil.copytree(root / "1", root / "5")  # the same run_id twice: left out
     loop = root / "0" / METRICS_DIR / "part-99999.parquet"
     os.symlink(loop.name, loop)  # a loop: not read
@@ -290,21 +284,22 @@ def test_markdown_in_records_is_escaped_and_every_problem_is_listed(
 def mixed_init_sweep() -> Sweep:
     """Four runs: Kaiming (init.nonlinearity relu, no sigma_w2) and Gaussian (sigma_w2 1
     and 2, no nonlinearity) at depths 3 and 100; width 64 in all; tiny final losses."""
-    runs = pd.DataFrame(
-        {
-            "run_id": ["a", "b", "c", "d"],
-            "status": ["ok"] * 4,
-            "diverged_step": [None] * 4,
-            "path": ["0", "1", "2", "3"],
-            "depth": [3, 100, 3, 100],
-            "width": [64] * 4,
-            "init": ["kaiming_normal", "kaiming_normal", "gaussian", "gaussian"],
-            "init.nonlinearity": ["relu", "relu", None, None],
-            "init.sigma_w2": [float("nan"), float("nan"), 1.0, 2.0],
-            "final_loss": [3.19e-09, 0.123456, 1234.5, 2.0],
-        }
-    )
-    return Sweep(Path("mixed"), runs, pd.DataFrame())
+    columns = {
+        "run_id": ["a", "b", "c", "d"],
+        "status": ["ok"] * 4,
+        "diverged_step": [None] * 4,
+        "path": ["0", "1", "2", "3"],
+        "depth": [3, 100, 3, 100],
+        "width": [64] * 4,
+        "init": ["kaiming_normal", "kaiming_normal", "gaussian", "gaussian"],
+        "init.nonlinearity": ["relu", "relu", None, None],
+        "init.sigma_w2": [float("nan"), float("nan"), 1.0, 2.0],
+        "final_loss": [3.19e-09, 0.123456, 1234.5, 2.0],
+    }
+    runs = [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
+    return memory_sweep(runs, root=Path("mixed"))
 
 
 def test_summary_shows_keys_that_vary_blank_where_they_do_not_apply() -> None:
