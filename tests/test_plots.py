@@ -6,9 +6,8 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-from helpers import at_init
+from helpers import at_init, memory_sweep
 
 from depthlab import frames, plots, theory
 from depthlab.data import Teacher
@@ -40,9 +39,6 @@ def test_delta_profile_draws_measurement_and_theory_for_a_sweep(tmp_path: Path) 
     assert len(solid) == 2 and len(dashed) == 2  # measured and predicted, per run
     for measured, predicted in zip(solid, dashed, strict=True):
         assert measured.get_ydata()[-1] == pytest.approx(predicted.get_ydata()[-1])
-
-
-COLUMNS = ["run_id", "seed", "step", "layer", "metric", "value"]
 
 
 def synthetic_rows(run_id: str, depth: int, scale: float, seeds: int) -> list[tuple]:
@@ -78,7 +74,7 @@ def synthetic_sweep(depths: tuple[int, ...] = (2, 4, 12), seeds: int = 2) -> Swe
             }
         )
         rows += synthetic_rows(run_id, depth, scale, seeds)
-    return Sweep(Path("synthetic"), pd.DataFrame(runs), pd.DataFrame(rows, columns=COLUMNS))
+    return memory_sweep(runs, rows, root=Path("synthetic"))
 
 
 def test_delta_ratios_pair_measured_and_predicted_per_layer() -> None:
