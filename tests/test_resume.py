@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from helpers import fake_run
 
 from depthlab.config import Config
 from depthlab.provenance import record_row
@@ -22,7 +23,6 @@ from depthlab.records import (
     METRICS_DIR,
     RUN_FILE,
     SUPERSEDED_DIR,
-    RunRecorder,
     read_metrics,
     read_run,
 )
@@ -69,12 +69,9 @@ def test_a_changed_or_forced_run_trains_again_and_sets_the_old_records_aside(
 @pytest.mark.parametrize("status", ["running", "failed"])
 def test_a_killed_or_failed_run_trains_again(tiny: Config, tmp_path: Path, status: str) -> None:
     row = record_row(tiny, torch.device("cpu"), "old", tiny.seed)
-    recorder = RunRecorder(tmp_path, row, tiny.seed)
-    recorder.log(0, 0, "loss", 1.0)
     if status == "failed":
-        recorder.finish("failed", error="RuntimeError: boom")
-    else:
-        recorder.flush()  # what a killed run leaves: status running
+        row["error"] = "RuntimeError: boom"
+    fake_run(tmp_path, row, [(0, 0, "loss", 1.0)], status)  # running: what a killed run leaves
     again = train(tiny, tmp_path)
     assert not again.resumed and again.status == "ok"
     sweep = load_sweep(tmp_path)
@@ -96,7 +93,7 @@ def test_replicas_resume_together_and_replace_an_ordinary_run(tiny: Config, tmp_
     assert sorted(load_sweep(tmp_path).runs["seed"]) == [0, 1, 2]  # the old run set aside
     assert train(batched, tmp_path).resumed
     # one replica killed: the job trains again, and still holds exactly its three runs
-    row = read_run(tmp_path / "seed=1")
+    row = read_run(tmp_path / "seed=1")  # not fake_run: it would set the part files aside
     pd.DataFrame([{**row, "status": "running"}]).to_parquet(tmp_path / "seed=1" / RUN_FILE)
     again = train(batched, tmp_path)
     assert not again.resumed
