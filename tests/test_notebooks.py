@@ -9,12 +9,11 @@ import re
 import subprocess
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
+from helpers import fake_sweep
 from omegaconf import OmegaConf
 
 from depthlab import locks
-from depthlab.records import RUN_FILE, run_table
 from depthlab.studies import locate
 
 nbformat = pytest.importorskip("nbformat")
@@ -105,9 +104,10 @@ def test_notebook_runs_from_analysis_on_its_quick_sweep(
 # depthlab.studies.locate: which sweep a notebook reads, on fake sweeps in a fake repository
 
 
-def fake_sweep(folder: Path, preset: str, statuses: list[str], jobs: int | None = None) -> Path:
+def preset_sweep(folder: Path, preset: str, statuses: list[str], jobs: int | None = None) -> Path:
     """A sweep folder as ``python -m depthlab.run -m +experiment=preset`` leaves it: Hydra's
-    multirun.yaml (a preset sweeping ``jobs`` depths) and one run folder per status."""
+    multirun.yaml (a preset sweeping ``jobs`` depths) and one run folder per status (0, 1,
+    ..., written by :func:`helpers.fake_sweep`)."""
     jobs = len(statuses) if jobs is None else jobs
     folder.mkdir(parents=True)
     saved = {
@@ -117,10 +117,7 @@ def fake_sweep(folder: Path, preset: str, statuses: list[str], jobs: int | None 
         }
     }
     OmegaConf.save(OmegaConf.create(saved), folder / locate.SWEEP_FILE)
-    for number, status in enumerate(statuses):
-        (folder / str(number)).mkdir()
-        row = {"run_id": f"{preset}{number}", "status": status}
-        pq.write_table(run_table(row), folder / str(number) / RUN_FILE)
+    fake_sweep(folder, [{"run_id": f"{preset}{n}", "status": s} for n, s in enumerate(statuses)])
     return folder
 
 
@@ -148,7 +145,7 @@ def launches(monkeypatch) -> list[dict]:
 
 
 def test_depthlab_sweep_comes_first(repository: Path, launches, monkeypatch) -> None:
-    fake_sweep(repository / "outputs" / "sweeps" / "a", "vanishing", ["ok"])
+    preset_sweep(repository / "outputs" / "sweeps" / "a", "vanishing", ["ok"])
     given = repository / "elsewhere"
     given.mkdir()
     monkeypatch.setenv(locate.SWEEP_ENV, str(given))
@@ -161,11 +158,11 @@ def test_depthlab_sweep_comes_first(repository: Path, launches, monkeypatch) -> 
 
 def test_the_newest_finished_full_sweep_before_a_quick_one(repository: Path, launches) -> None:
     sweeps = repository / "outputs" / "sweeps" / "2026-01-01"
-    old = fake_sweep(sweeps / "10-00-00", "vanishing", ["ok", "diverged"])
-    new = fake_sweep(sweeps / "11-00-00", "vanishing", ["ok", "failed"])
+    old = preset_sweep(sweeps / "10-00-00", "vanishing", ["ok", "diverged"])
+    new = preset_sweep(sweeps / "11-00-00", "vanishing", ["ok", "failed"])
     os.utime(old / locate.SWEEP_FILE, (1, 1))
-    fake_sweep(repository / "outputs" / "studies" / "vanishing_quick", "vanishing_quick", ["ok"])
-    fake_sweep(sweeps / "12-00-00", "degradation", ["ok"])  # another study's
+    preset_sweep(repository / "outputs" / "studies" / "vanishing_quick", "vanishing_quick", ["ok"])
+    preset_sweep(sweeps / "12-00-00", "degradation", ["ok"])  # another study's
     assert locate.sweep_for("vanishing") == new.resolve()
     os.utime(new / locate.SWEEP_FILE, (0, 0))
     assert locate.sweep_for("vanishing") == old.resolve()
@@ -174,10 +171,10 @@ def test_the_newest_finished_full_sweep_before_a_quick_one(repository: Path, lau
 
 def test_an_unfinished_sweep_is_passed_over(repository: Path, launches) -> None:
     outputs = repository / "outputs"
-    fake_sweep(outputs / "a", "vanishing", ["ok", "running"])  # a run still training
-    fake_sweep(outputs / "b", "vanishing", ["ok"], jobs=2)  # a job not started
-    held = fake_sweep(outputs / "c", "vanishing", ["ok"])
-    quick = fake_sweep(outputs / "d", "vanishing_quick", ["ok", "ok"])
+    preset_sweep(outputs / "a", "vanishing", ["ok", "running"])  # a run still training
+    preset_sweep(outputs / "b", "vanishing", ["ok"], jobs=2)  # a job not started
+    held = preset_sweep(outputs / "c", "vanishing", ["ok"])
+    quick = preset_sweep(outputs / "d", "vanishing_quick", ["ok", "ok"])
     with locks.locked([held]):  # the sweep's command still runs
         assert locate.sweep_for("vanishing") == quick.resolve()
     assert locate.sweep_for("vanishing") == held.resolve()
@@ -187,7 +184,7 @@ def test_an_unfinished_sweep_is_passed_over(repository: Path, launches) -> None:
 def test_without_a_sweep_the_quick_preset_is_run_in_the_repository_root(
     repository: Path, launches
 ) -> None:
-    fake_sweep(repository / "outputs" / "a", "vanishing", ["ok", "running"])
+    preset_sweep(repository / "outputs" / "a", "vanishing", ["ok", "running"])
     said: list[str] = []
     made = locate.sweep_for("vanishing", say=said.append)
     assert made == repository.resolve() / "outputs" / "studies" / "vanishing_quick"
@@ -206,7 +203,7 @@ def test_without_a_sweep_the_quick_preset_is_run_in_the_repository_root(
 def test_quick_false_ignores_quick_sweeps_and_runs_the_full_preset(
     repository: Path, launches
 ) -> None:
-    fake_sweep(repository / "outputs" / "q", "vanishing_quick", ["ok"])
+    preset_sweep(repository / "outputs" / "q", "vanishing_quick", ["ok"])
     made = locate.sweep_for("vanishing", quick=False, say=None)
     assert made == repository.resolve() / "outputs" / "studies" / "vanishing"
     assert launches[0]["command"][4] == "+experiment=vanishing"
