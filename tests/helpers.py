@@ -106,7 +106,7 @@ def memory_sweep(
     runs: Iterable[Mapping[str, Any]], metrics: Iterable[Row] = (), root: Path = Path(".")
 ) -> Sweep:
     """A sweep held in memory, as ``load_sweep`` would return it but without any folder:
-    ``runs`` are the run.parquet rows (one dict per run, the columns each sets; no ``path``),
+    ``runs`` are the run.parquet rows (one dict per run; ``path`` only where it matters),
     ``metrics`` the tidy rows ``(run_id, seed, step, layer, metric, value)``, typed by
     :func:`metric_frame` as ``load_sweep`` types them. Use it to test a study's reduction on
     planted numbers; use :func:`fake_sweep` for anything that reads run folders."""
