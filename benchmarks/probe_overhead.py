@@ -7,6 +7,9 @@ ratios to the plain step. "every 10th" probes one step in ten, as the default sc
 
     python benchmarks/probe_overhead.py [--probes default] [--repeats 15] [--depth 100]
 
+``--activation sigmoid`` measures the main line's net, whose float32 deltas underflow
+below layer 60: each probed step then also runs the delta probe's float64 copy of the pass.
+
 Peak memory cannot be told apart inside one process, so ``--memory`` runs each variant in
 a fresh subprocess and reports its peak resident set size.
 """
@@ -25,7 +28,7 @@ import torch
 from depthlab.config import Config
 from depthlab.data import load_data
 from depthlab.losses import LOSSES
-from depthlab.probes import Capture, compute, probe_names
+from depthlab.probes import Capture, batch_objective, compute, probe_names
 from depthlab.train import build_model
 
 VARIANTS: dict[str, Callable[[int], bool]] = {  # whether step i of a timing is probed
@@ -43,6 +46,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--activation", default="tanh")
     parser.add_argument("--memory", action="store_true", help="peak RSS per variant")
     parser.add_argument("--only", help=argparse.SUPPRESS)  # one variant, for --memory
     return parser.parse_args()
@@ -63,7 +67,8 @@ def main() -> None:
         return None
     times = interleaved_times(step, args.repeats, args.steps, kept)
     print(
-        f"probes={args.probes} ({', '.join(names)}), depth {args.depth}, width {args.width}, "
+        f"probes={args.probes} ({', '.join(names)}), {args.activation}, depth {args.depth}, "
+        f"width {args.width}, "
         f"batch {args.batch}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     )
     for name, values in times.items():
@@ -76,14 +81,17 @@ def main() -> None:
 
 
 def sgd_step(args: argparse.Namespace, names: list[str], kept: list) -> Callable[[bool], None]:
-    """One SGD step of a tanh MLP of ``args.depth`` x ``args.width`` on a fixed batch,
-    with the probes ``names`` computed (and appended to ``kept``) when asked."""
-    cfg = Config(depth=args.depth, width=args.width, activation="tanh")
+    """One SGD step of an MLP of ``args.depth`` x ``args.width`` on a fixed batch, with the
+    probes ``names`` computed (and appended to ``kept``) when asked, as the loop does."""
+    cfg = Config(depth=args.depth, width=args.width, activation=args.activation)
     cpu = torch.device("cpu")
     data = load_data(cfg.data, cpu, torch.float32)
     model = build_model(cfg, data, cpu, torch.float32)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-6)
     x, y = data.x_train[: args.batch], data.y_train[: args.batch]
+
+    def loss_fn(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return LOSSES["cross_entropy"](out, target, data.task)
 
     def step(probe: bool) -> None:
         if probe:
@@ -91,7 +99,8 @@ def sgd_step(args: argparse.Namespace, names: list[str], kept: list) -> Callable
                 loss = LOSSES["cross_entropy"](model(x), y, data.task).sum()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-            kept.append(compute(model, capture.tensors, names))  # stays on the device
+            objective = batch_objective(loss_fn, x, y)
+            kept.append(compute(model, capture.tensors, names, objective))  # on the device
         else:
             loss = LOSSES["cross_entropy"](model(x), y, data.task).sum()
             optimizer.zero_grad(set_to_none=True)
@@ -125,6 +134,8 @@ def report_memory(args: argparse.Namespace) -> None:
     common = [
         "--probes",
         args.probes,
+        "--activation",
+        args.activation,
         "--depth",
         str(args.depth),
         "--width",
