@@ -324,3 +324,14 @@ def test_an_exactly_zero_delta_is_measured_as_zero_not_underflow() -> None:
     norms = per_layer(frame, "delta_norm")
     assert norms[:3].tolist() == [0.0, 0.0, 0.0] and norms[3] == 0.0 and norms[4] > 0
     assert not per_layer(frame, "delta_underflow").any()
+
+
+def test_a_zeroed_residual_branch_is_an_exact_zero_not_an_underflow() -> None:
+    """SkipInit's alpha = 0 makes delta^l of a skip layer exactly 0, while the skip carries
+    dJ/da on down to layer 1 (found in review: those zeros were flagged as underflow)."""
+    model = MLP(6, 4, depth=4, width=8, activation="relu", residual=True, branch_scale=0.0)
+    model.initialize_(INITS["kaiming_normal"](), [torch.Generator().manual_seed(0)], [0.0])
+    frame = measure(model.double(), *batch(8, 6), "cross_entropy", CLASSIFICATION, ["delta"])
+    norms = per_layer(frame, "delta_norm")
+    assert norms[1:4].tolist() == [0.0, 0.0, 0.0] and norms[0] > 0 and norms[4] > 0
+    assert not per_layer(frame, "delta_underflow").any()

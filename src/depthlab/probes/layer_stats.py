@@ -78,19 +78,29 @@ def _sumsq(t: torch.Tensor) -> torch.Tensor:
 
 def underflowed(p: ProbeInput, norm: torch.Tensor) -> torch.Tensor:
     """(R, L) True where delta^l is exactly zero only because its true value fell below the
-    dtype's range. A zero can also be exact: delta^l = (W^{l+1})^T delta^{l+1} (.) phi'(u^l)
-    vanishes when phi' is 0 on every unit and sample (a layer of ReLUs that are all off) or
-    when delta^{l+1} is itself an exact zero. Going down from the output layer, a zero is
-    exact if one of those holds, and an underflow otherwise."""
+    dtype's range. A zero can also be exact. delta^l = dJ/da^l (.) alpha phi'(u^l) (alpha = 1
+    without a skip) vanishes when phi' is 0 on every unit and sample (a layer of ReLUs that
+    are all off) or alpha = 0 (a zeroed residual branch). dJ/da^l = (W^{l+1})^T delta^{l+1},
+    plus dJ/da^{l+1} through the skip when layer l+1 has one, vanishes when delta^{l+1} is an
+    exact zero and layer l+1 has no skip. Going down from the output layer, a zero is exact if
+    one of those holds, and an underflow otherwise."""
     zero = norm == 0
     if not bool(zero[:, :-1].any()):  # one host sync per probed step, not per layer
         return torch.zeros_like(zero)
-    dead = all_slopes_zero(p)  # (R, L)
+    stopped = all_slopes_zero(p) | zero_branches(p)  # (R, L)
     exact = torch.zeros_like(zero)
     exact[:, -1] = zero[:, -1]
     for l in range(norm.shape[1] - 2, -1, -1):
-        exact[:, l] = zero[:, l] & (dead[:, l] | exact[:, l + 1])
+        through = exact[:, l + 1] & (not p.model.layer(l + 2).skip)
+        exact[:, l] = zero[:, l] & (stopped[:, l] | through)
     return zero & ~exact
+
+
+def zero_branches(p: ProbeInput) -> torch.Tensor:
+    """(R, L): True where layer l has a skip whose branch scale alpha is 0 for that replica."""
+    layers = [p.model.layer(l) for l in range(1, p.model.num_layers + 1)]
+    none = torch.zeros(p.model.replicas, dtype=torch.bool, device=layers[0].linear.weight.device)
+    return torch.stack([layer.alpha.view(-1) == 0 if layer.skip else none for layer in layers], 1)
 
 
 def all_slopes_zero(p: ProbeInput) -> torch.Tensor:
@@ -116,17 +126,17 @@ def delta(p: ProbeInput) -> dict[str, torch.Tensor]:
     """delta_norm, delta_mean_abs and delta_underflow of every layer (see module docstring)."""
     norm, mean_abs = delta_sums(p.tensors)
     underflow = underflowed(p, norm)  # where training saw an underflowed delta
-    exact, lost = norm, underflow
+    values, lost = norm, underflow
     if p.objective is not None and p.tensors.grads[-1].dtype != F64 and underflow.any():
         twin, tensors = pass_in_dtype(p.model, p.objective, F64)
         norm64, mean_abs64 = delta_sums(tensors)
-        mine = underflow.any(dim=1, keepdim=True)  # replicas that underflowed, each as alone
-        exact = torch.where(mine, norm64, norm)
-        mean_abs = torch.where(mine, mean_abs64, mean_abs)
-        lost = torch.where(mine, underflowed(ProbeInput(twin, tensors), norm64), underflow)
+        redone = underflow.any(dim=1, keepdim=True)  # replicas that underflowed, each as alone
+        values = torch.where(redone, norm64, norm)
+        mean_abs = torch.where(redone, mean_abs64, mean_abs)
+        lost = torch.where(redone, underflowed(ProbeInput(twin, tensors), norm64), underflow)
     nan = torch.full_like(norm, float("nan"))
     return {
-        "delta_norm": torch.where(lost, nan, exact),
+        "delta_norm": torch.where(lost, nan, values),
         "delta_mean_abs": torch.where(lost, nan, mean_abs),
         "delta_underflow": underflow.to(F64),
         "delta_nonfinite": (~torch.isfinite(norm)).to(F64),
@@ -192,7 +202,7 @@ def acts(p: ProbeInput) -> dict[str, torch.Tensor]:
     return {"act_mean": mean, "act_std": std}
 
 
-# Levels of act_quantiles: the median, +-1 and +-2 standard deviations of a Gaussian
+# Levels of the quantiles probe: the median, +-1 and +-2 standard deviations of a Gaussian
 # (Glorot & Bengio's Fig. 3 draws the 98th percentile and the standard deviation).
 QUANTILES = {"act_q02": 0.02, "act_q16": 0.16, "act_q50": 0.5, "act_q84": 0.84, "act_q98": 0.98}
 
