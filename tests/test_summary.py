@@ -6,10 +6,11 @@ import re
 from pathlib import Path
 
 from helpers import fake_sweep
+from omegaconf import OmegaConf
 
 from depthlab.report_sections import runs_html
 from depthlab.results import load_sweep
-from depthlab.summary import format_summary
+from depthlab.summary import SweepSummary, format_summary
 
 
 def run(run_id: str, depth: int, **row) -> dict:
@@ -76,3 +77,13 @@ def test_the_report_page_carries_the_same_notes(tmp_path: Path) -> None:
     fake_sweep(tmp_path, [run("a", 3), run("b", 400, delta_ratio_initial=nan)])
     page = runs_html(load_sweep(tmp_path, metrics=False))
     assert "nan [1]" in page and "[1] a delta is below even float64&#x27;s range" in page
+
+
+def test_a_single_run_of_replicas_prints_one_line_per_replica(tmp_path: Path, capsys) -> None:
+    fake_sweep(
+        tmp_path, [run("a", 3, seed=0, folder="seed=0"), run("b", 3, seed=1, folder="seed=1")]
+    )
+    SweepSummary().on_run_end(OmegaConf.create({"hydra": {"run": {"dir": str(tmp_path)}}}))
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[-3:-1]] == ["0", "1"]  # seeds, then the folder
+    assert lines[-1] == f"records: {tmp_path.resolve()}"

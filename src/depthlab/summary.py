@@ -1,4 +1,4 @@
-"""The table printed after a sweep (and the line after a single run): for people, so only
+"""The table printed after a sweep (and after a single run): for people, so only
 the keys that vary and apply (see :mod:`depthlab.tables`), the others in one line above,
 numbers in three significant figures, at most 100 characters wide."""
 
@@ -148,7 +148,7 @@ def format_summary(sweep: Sweep, report: bool = False) -> str:
 
 class SweepSummary(Callback):
     """Hydra callback: prints the summary table and the report command after a multirun
-    (exit status 1 if any run failed) and a one-line result after a single run."""
+    (exit status 1 if any run failed), and a single run's table (a line per replica) after it."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = load_sweep(Path(config.hydra.sweep.dir), metrics=False)
@@ -159,5 +159,8 @@ class SweepSummary(Callback):
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = Path(config.hydra.run.dir)
         if (run_dir / RUN_FILE).exists():
-            runs = pd.DataFrame([read_run(run_dir)])
-            print(format_summary(Sweep(run_dir, runs, pd.DataFrame())), flush=True)
+            sweep = Sweep(run_dir, pd.DataFrame([read_run(run_dir)]), pd.DataFrame())
+        else:  # replicas: one run folder per seed inside the job's
+            sweep = load_sweep(run_dir, metrics=False)
+        if not sweep.runs.empty:
+            print(format_summary(sweep), flush=True)
