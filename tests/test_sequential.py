@@ -10,6 +10,7 @@ from helpers import per_layer
 from torch import nn
 
 from depthlab.data import CLASSIFICATION
+from depthlab.errors import ConfigError
 from depthlab.probes import measure
 from depthlab.sequential import from_sequential
 
@@ -77,6 +78,7 @@ def test_the_users_model_is_left_alone_and_outputs_agree() -> None:
         nn.Sequential(nn.Linear(6, 8), nn.LeakyReLU(0.2), nn.Linear(8, 4)),
         nn.Sequential(nn.Linear(6, 8, bias=False), nn.Tanh(), nn.Linear(8, 4)),
         nn.Sequential(),
+        nn.Sequential(nn.Linear(6, 4)),
     ],
     ids=[
         "dropout",
@@ -87,14 +89,30 @@ def test_the_users_model_is_left_alone_and_outputs_agree() -> None:
         "slope",
         "no-bias",
         "empty",
+        "one-linear",
     ],
 )
 def test_what_is_not_an_mlp_is_refused_in_one_line(seq: nn.Sequential) -> None:
     with pytest.raises(TypeError) as error:
-        measure(seq, torch.randn(4, 6), torch.zeros(4, dtype=torch.long), "cross_entropy", "c", [])
+        measure(
+            seq,
+            torch.randn(4, 6),
+            torch.zeros(4, dtype=torch.long),
+            "cross_entropy",
+            CLASSIFICATION,
+            [],
+        )
     assert "\n" not in str(error.value)
 
 
 def test_other_modules_are_refused_naming_what_is_accepted() -> None:
     with pytest.raises(TypeError, match=r"nn\.Sequential of nn\.Linear"):
-        measure(nn.Linear(6, 4), torch.randn(4, 6), torch.zeros(4, dtype=torch.long), "x", "c")
+        measure(
+            nn.Linear(6, 4), torch.randn(4, 6), torch.zeros(4, dtype=torch.long), "x", "regression"
+        )
+
+
+def test_an_unknown_task_is_refused_naming_the_tasks() -> None:
+    x, y = torch.randn(4, 6, dtype=F64), torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ConfigError, match="classification"):
+        measure(user_model(), x, y, "cross_entropy", "classif")

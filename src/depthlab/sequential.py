@@ -2,7 +2,8 @@
 
 What is accepted, exactly: an ``nn.Sequential`` of ``nn.Linear`` layers with biases, each
 hidden one followed by one activation module, the same kind for every hidden layer, and
-the last ``nn.Linear`` followed by at most one activation module (the output activation):
+the last ``nn.Linear`` followed by at most one activation module (the output activation);
+two ``nn.Linear`` at least (one hidden layer):
 
     nn.Sequential(nn.Linear(d, n1), nn.Tanh(), nn.Linear(n1, n2), nn.Tanh(), nn.Linear(n2, k))
 
@@ -36,7 +37,10 @@ ACTIVATION_MODULES: list[tuple[type[nn.Module], dict[str, object], str]] = [
     (nn.Softplus, {"beta": 1.0}, "softplus"),
     (nn.Identity, {}, "linear"),
 ]
-ACCEPTED = "nn.Linear (with bias) and " + ", ".join(t.__name__ for t, _, _ in ACTIVATION_MODULES)
+ACCEPTED = "nn.Linear (with bias) and " + ", ".join(
+    f"{t.__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+    for t, params, _ in ACTIVATION_MODULES
+)
 
 
 def activation_name(module: nn.Module) -> str | None:
@@ -90,6 +94,9 @@ def _layers(seq: nn.Sequential) -> tuple[list[nn.Linear], list[str | None]]:
                 f"module {index} of the Sequential ({module}) is not accepted here: "
                 f"depthlab measures sequences of {ACCEPTED}, one activation after each linear"
             )
-    if not linears:
-        raise TypeError(f"the Sequential holds no nn.Linear; depthlab measures {ACCEPTED}")
+    if len(linears) < 2:
+        raise TypeError(
+            f"the Sequential holds {len(linears)} nn.Linear; depthlab measures nets of one "
+            f"hidden layer or more, sequences of {ACCEPTED}"
+        )
     return linears, activations

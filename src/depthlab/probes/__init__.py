@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from depthlab.data import CLASSIFICATION, REGRESSION
+from depthlab.errors import ConfigError
 from depthlab.losses import LOSSES
 from depthlab.model import MLP
 from depthlab.probes import curvature, jacobian, layer_stats  # noqa: F401  (register probes)
@@ -13,6 +15,8 @@ from depthlab.probes.base import PROBES, Probe, ProbeInput, presets, probe_names
 from depthlab.probes.capture import Capture, LayerTensors, Objective, batch_objective
 from depthlab.records import METRICS_SCHEMA
 from depthlab.sequential import from_sequential
+
+TASKS = (CLASSIFICATION, REGRESSION)
 
 __all__ = [
     "PROBES",
@@ -120,6 +124,8 @@ def measure(
     ``model`` is depthlab's :class:`MLP`, or a plain ``nn.Sequential`` of ``nn.Linear`` layers
     and activation modules, measured through a copy of its weights (exactly what is
     accepted: :mod:`depthlab.sequential`; a one-line TypeError otherwise)."""
+    if task not in TASKS:
+        raise ConfigError("task", task, list(TASKS), "unknown task")
     if isinstance(model, torch.nn.Sequential):
         model = from_sequential(model)
     elif not isinstance(model, MLP):
