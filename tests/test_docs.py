@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from depthlab.console.catalogue import duration_text, expected_seconds
 from depthlab.probes import PROBES, presets
 from depthlab.studies import STUDIES
 
@@ -119,6 +120,8 @@ def test_readme_studies_table_has_every_study_with_its_readme() -> None:
         assert (ROOT / "experiments" / name / "README.md").is_file()
         row = rows[firsts.index(link)]
         assert f"`+experiment={name}`" in row[3] and f"`+experiment={name}_quick`" in row[3]
+        quick, full = (duration_text(expected_seconds(p)) for p in (f"{name}_quick", name))
+        assert row[4] == f"{quick}, {full}", f"{name}: the presets state {quick}, {full}"
 
 
 @pytest.mark.parametrize(

@@ -71,7 +71,7 @@ class Config:
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda
     dtype: str = "float32"  # float32 | float64
     probes: Any = field(default_factory=DefaultProbes)  # group: none|minimal|default|full
-    flush_denormal: bool = True  # flush subnormal floats to zero on CPU (about 4x faster)
+    flush_denormal: bool = True  # flush subnormal floats to zero on CPU (faster on some CPUs)
     study: str = ""  # the study preset that set this run up (+experiment=NAME), for reports
     threads: int = 0  # torch's intra-op threads; 0: the idle cores (depthlab.threads)
     resume: bool = True  # skip the run when its folder already holds its finished records

@@ -53,7 +53,10 @@ def build_parser() -> OneLineParser:
         "python -m depthlab.report A B ... with the report's options (--out, --format).",
     )
     compare.add_argument("sweeps", nargs="+", metavar="SWEEP_DIR", help="two or more sweep folders")
-    compare.add_argument("options", nargs="*", help="depthlab report's (--out, --format)")
+    compare.add_argument("--out", help="the HTML file (default FIRST_SWEEP_DIR/compare.html)")
+    compare.add_argument(
+        "--format", choices=("png", "svg", "pdf"), help="figures, as for depthlab report"
+    )
     studies = commands.add_parser(
         "studies",
         help="list the studies, or show one study's files",
