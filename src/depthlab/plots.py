@@ -121,25 +121,19 @@ def legends(ax: plt.Axes, split: Split, colors: dict[str, tuple], styles: dict[s
     (black, one entry per value): legends never hide data."""
     if styles:  # drawn as an extra artist, so that ax.get_legend() is the hue legend
         handles = [Line2D([], [], color="k", **kw) for kw in styles.values()]
-        second = ax.legend(
-            handles,
-            [_label(k) for k in styles],
-            title=split.style,
-            fontsize=7,
-            loc="lower left",
-            bbox_to_anchor=(1.01, 0),
-        )
+        second = _side_legend(ax, handles, list(styles), split.style, "lower left", 0)
         ax.add_artist(second)
         second.set_clip_on(False)  # add_artist clips to the axes; the legend is outside
     handles = [Line2D([], [], color=c, marker="o", ms=4) for c in colors.values()]
-    ax.legend(
-        handles,
-        [_label(k) for k in colors],
-        title=split.hue,
-        fontsize=7,
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1),
-    )
+    _side_legend(ax, handles, list(colors), split.hue, "upper left", 1)
+
+
+def _side_legend(
+    ax: plt.Axes, handles: list, keys: list[str], title: str | None, loc: str, y: float
+):
+    """A small legend just right of the axes, its ``loc`` corner at height ``y`` (axes units)."""
+    labels = [_label(k) for k in keys]
+    return ax.legend(handles, labels, title=title, fontsize=7, loc=loc, bbox_to_anchor=(1.01, y))
 
 
 def _label(text: str) -> str:
