@@ -85,8 +85,6 @@ def underflowed(p: ProbeInput, norm: torch.Tensor) -> torch.Tensor:
     exact zero and layer l+1 has no skip. Going down from the output layer, a zero is exact if
     one of those holds, and an underflow otherwise."""
     zero = norm == 0
-    if not bool(zero[:, :-1].any()):  # one host sync per probed step, not per layer
-        return torch.zeros_like(zero)
     stopped = all_slopes_zero(p) | zero_branches(p)  # (R, L)
     exact = torch.zeros_like(zero)
     exact[:, -1] = zero[:, -1]
@@ -125,9 +123,12 @@ def activations_and_slopes(p: ProbeInput) -> list[tuple[torch.Tensor, torch.Tens
 def delta(p: ProbeInput) -> dict[str, torch.Tensor]:
     """delta_norm, delta_mean_abs and delta_underflow of every layer (see module docstring)."""
     norm, mean_abs = delta_sums(p.tensors)
-    underflow = underflowed(p, norm)  # where training saw an underflowed delta
+    zeros = bool((norm[:, :-1] == 0).any())  # the one host sync of a probed step without any
+    # where training saw an underflowed delta
+    underflow = underflowed(p, norm) if zeros else torch.zeros_like(norm, dtype=torch.bool)
     values, lost = norm, underflow
-    if p.objective is not None and p.tensors.grads[-1].dtype != F64 and underflow.any():
+    narrow = p.tensors.grads[-1].dtype != F64
+    if zeros and narrow and p.objective is not None and bool(underflow.any()):
         twin, tensors = pass_in_dtype(p.model, p.objective, F64)
         norm64, mean_abs64 = delta_sums(tensors)
         redone = underflow.any(dim=1, keepdim=True)  # replicas that underflowed, each as alone
