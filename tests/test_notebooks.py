@@ -222,4 +222,4 @@ def test_the_root_is_found_from_any_folder_inside(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("")
     inner = tmp_path / "analysis" / "deeper"
     inner.mkdir(parents=True)
-    assert locate.repository_root(inner) == tmp_path.resolve()
+    assert locate.project_folder(inner) == tmp_path.resolve()

@@ -58,7 +58,7 @@ def sweep_for(
         if not folder.is_dir():
             raise FileNotFoundError(f"{SWEEP_ENV}={given} is no folder")
         return folder
-    root = repository_root(start)
+    root = project_folder(start)
     presets = [study, f"{study}_quick"] if quick else [study]
     for preset in presets:
         found = newest_finished_sweep(root / "outputs", preset)
@@ -67,7 +67,7 @@ def sweep_for(
     return make_sweep(root, presets[-1], say)
 
 
-def repository_root(start: Path | str | None = None) -> Path:
+def project_folder(start: Path | str | None = None) -> Path:
     """The nearest folder from ``start`` (default: the working folder) upwards that holds
     ``conf/experiment`` or ``pyproject.toml``; ``start`` itself when none does."""
     here = Path(start if start is not None else Path.cwd()).resolve()
