@@ -25,6 +25,7 @@ from depthlab.data import CLASSIFICATION, DATASETS, MNIST1D
 from depthlab.errors import ConfigError
 from depthlab.inits import INITS, TorchDefault
 from depthlab.limits import check_limits
+from depthlab.live import LOGGERS, check_logger
 from depthlab.losses import LOSSES
 from depthlab.model import NORMS
 from depthlab.optimizers import OPTIMIZERS, SGD
@@ -77,6 +78,7 @@ class Config:
     resume: bool = True  # skip the run when its folder already holds its finished records
     lock_timeout: float = 0.0  # seconds to wait for a run folder another process writes
     flush_seconds: float = 10.0  # at most this long between record flushes (at evaluations)
+    logger: str = "none"  # live view beside the records: none | tensorboard (RUN/tensorboard/)
     compile: bool = False  # torch.compile the steps that are not probed (long runs)
     cuda_graph: bool = True  # on CUDA, replay unprobed steps from a captured CUDA graph
     batching: Any = field(default_factory=On)  # group: on | off (batched sweeps)
@@ -201,6 +203,7 @@ def allowed_names() -> dict[str, list[str]]:
         "loss": ["auto", *LOSSES.names()],
         "device": list(DEVICES),
         "dtype": list(DTYPES),
+        "logger": list(LOGGERS),
         **{group: registry.names() for group, registry in GROUPS.items()},
     }
 
@@ -264,3 +267,4 @@ def validate(cfg: Config, here: bool = True) -> None:
     if here and cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device", "cuda", ("auto", "cpu"), "no CUDA device is available")
     _one_of("dtype", cfg.dtype, names["dtype"])
+    check_logger(cfg.logger)

@@ -12,6 +12,11 @@ Every run shares every pass of the batched model but logs only its own slice on 
 schedule, so its records are those of the run trained alone. A run whose loss stops being
 finite is finished exactly as it would be alone (final evaluation, final probe) and the
 others train on.
+
+A run with a live view (``logger=tensorboard``, :mod:`depthlab.live`) also shows what it
+records there, as it logs it: batch losses, evaluations, probe values, and at probed steps
+histograms of its replica's a^l (``act``) and per-sample deltas B dJ/dz^l (``delta``). A
+run without one (``view`` None) costs nothing more.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from tqdm import tqdm  # tqdm.auto warns in Jupyter kernels without ipywidgets
 from depthlab.config import Config, resolve_loss
 from depthlab.data import DataSet
 from depthlab.evaluation import evaluate
+from depthlab.live import TensorBoardView, log_probe_values
 from depthlab.losses import LOSSES
 from depthlab.model import MLP, preserved_buffers
 from depthlab.predictions import log_predictions
@@ -65,6 +71,7 @@ class Run:
     diverged_step: int | None = None
     steps_done: int = 0
     active: bool = True  # still training (a diverged run trains on until its next check)
+    view: TensorBoardView | None = None  # its live view (logger=tensorboard), if any
 
     def evaluates_at(self, step: int) -> bool:
         """Whether this run evaluates the whole sets after ``step`` updates."""
@@ -73,6 +80,12 @@ class Run:
     def checks_at(self, step: int) -> bool:
         """Whether this run reads its batch losses back (and ends if it diverged) here."""
         return step % CHECK_EVERY == 0 or self.evaluates_at(step)
+
+    def flush(self) -> None:
+        """Write this run's buffered records (and its live view's events) now."""
+        self.recorder.flush()
+        if self.view is not None:
+            self.view.flush()
 
 
 # probe values not yet logged: (step, {metric: (R, n)}, the runs they are for; None: active)
@@ -152,7 +165,7 @@ class TrainingLoop:
         for r in broken:
             r.diverged_step = 0
         for r in self.runs:
-            r.recorder.flush()
+            r.flush()
         self.finish(broken, 0, evaluate_first=False)
 
     def update(self, step: int) -> torch.Tensor:
@@ -183,7 +196,7 @@ class TrainingLoop:
         self.finish(broken, step, evaluate_first=False)
         if self.runs[0].recorder.seconds_since_flush() > self.cfg.flush_seconds:
             for r in self.runs:
-                r.recorder.flush()
+                r.flush()
 
     def probe(self, step: int, only: list[Run] | None = None) -> torch.Tensor:
         """A probed forward and backward pass on the step's batches; the per-run losses.
@@ -197,7 +210,20 @@ class TrainingLoop:
         names = [n for n in self.probes if costly or not PROBES[n].costly]
         objective = batch_objective(self.batch_losses, x, y)
         self.probed.append((step, compute(self.model, capture.tensors, names, objective), only))
+        self.show_tensors(step, capture.tensors, self.active() if only is None else only)
         return losses.detach()
+
+    def show_tensors(self, step: int, tensors: LayerTensors, which: list[Run]) -> None:
+        """Histograms per layer, in the live views of ``which``, of the probed pass's a^l
+        (``act``) and per-sample deltas B dJ/dz^l (``delta``, ``grads`` being of the batch
+        mean) of each run's own replica: B * n values each."""
+        for r in which:
+            if r.view is None:
+                continue
+            r.view.layer_histograms(step, "act", [a[r.index] for a in tensors.outputs])
+            if all(g is not None for g in tensors.grads):
+                deltas = [g[r.index] * tensors.batch_size for g in tensors.grads]
+                r.view.layer_histograms(step, "delta", deltas)
 
     def log_probes(self) -> None:
         """Read the pending probe values back (one copy per probed step) and log them."""
@@ -222,6 +248,8 @@ class TrainingLoop:
             for metric, value in mine.items():
                 r.recorder.log(step, NETWORK_LAYER, metric, value)
             r.final.update({f"final_{k}": v for k, v in mine.items()})
+            if r.view is not None:
+                r.view.scalars(step, mine)
             if not all(math.isfinite(v) for v in mine.values()):
                 broken.append(r)
         self.bar.set_postfix(loss=f"{figures['loss'][which[0].index]:.4g}", refresh=False)
@@ -237,6 +265,9 @@ class TrainingLoop:
         steps = np.arange(step - len(values), step)
         for r in self.active():
             r.recorder.log(steps, NETWORK_LAYER, "batch_loss", values[:, r.index])
+            if r.view is not None:
+                for at, value in zip(steps, values[:, r.index], strict=True):
+                    r.view.scalars(int(at), {"batch_loss": value})
             bad = np.flatnonzero(~np.isfinite(values[:, r.index]))
             if len(bad) and r.diverged_step is None:
                 r.diverged_step = int(steps[bad[0]])
@@ -266,6 +297,8 @@ def log_probe_rows(run: Run, step: int, rows: dict[str, np.ndarray]) -> None:
     first broke."""
     for metric, row in rows.items():
         run.recorder.log(step, row_layers(row), metric, row)
+    if run.view is not None:
+        log_probe_values(run.view, step, rows)
     final = run.final
     if "delta_norm" in rows:
         ratio = float(rows["delta_norm"][0] / rows["delta_norm"][-1])

@@ -25,6 +25,7 @@ from depthlab.config import DTYPES, Config, resolve_device, validate
 from depthlab.data import DataSet, load_data
 from depthlab.denormals import flush_denormal
 from depthlab.grouping import check_batchable
+from depthlab.live import open_view
 from depthlab.loop import Run, TrainingLoop
 from depthlab.model import MLP
 from depthlab.predictions import theory_reason
@@ -195,11 +196,7 @@ def _train_batch(
         if not label:
             label = members[0].label if len(members) == 1 else f"{total} runs batched"
         try:
-            for k, m in enumerate(members):
-                seeds = replica_seeds(m.cfg)
-                for seed, folder in zip(seeds, replica_folders(m.run_dir, seeds), strict=True):
-                    row = record_row(m.cfg, device, uuid.uuid4().hex[:12], seed, total)
-                    runs.append(Run(len(runs), k, m.cfg, seed, RunRecorder(folder, row, seed)))
+            add_runs(runs, members, device)
             model = build_model(shared, data, device, dtype, [(r.cfg, r.seed) for r in runs])
             model, captured = TrainingLoop(shared, runs, model, data, label).run()
             rows = [
@@ -218,6 +215,8 @@ def _train_batch(
         except BaseException as exc:
             record_failure(runs, exc, time.perf_counter() - start)
             raise
+        finally:
+            close_views(runs)
     return [
         RunResult(
             m.run_dir,
@@ -227,6 +226,27 @@ def _train_batch(
         )
         for k, m in enumerate(members)
     ]
+
+
+def add_runs(runs: list[Run], members: list[Member], device: torch.device) -> None:
+    """Append to ``runs`` one Run per replica of each member, in order: its record row and
+    recorder in its own folder (``records.replica_folders``) and, with ``logger``, its live
+    view there. Appended one by one, so a failure leaves the runs made so far to record."""
+    total = sum(m.cfg.replicas for m in members)
+    for k, m in enumerate(members):
+        seeds = replica_seeds(m.cfg)
+        for seed, folder in zip(seeds, replica_folders(m.run_dir, seeds), strict=True):
+            row = record_row(m.cfg, device, uuid.uuid4().hex[:12], seed, total)
+            run = Run(len(runs), k, m.cfg, seed, RunRecorder(folder, row, seed))
+            runs.append(run)
+            run.view = open_view(m.cfg.logger, folder)
+
+
+def close_views(runs: list[Run]) -> None:
+    """Close the live views of ``runs`` (their event files flushed), however they ended."""
+    for run in runs:
+        if run.view is not None:
+            run.view.close()
 
 
 def record_failure(runs: list[Run], exc: BaseException, seconds: float) -> None:
