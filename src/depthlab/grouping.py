@@ -7,7 +7,7 @@ update formula), and how the process runs (threads, denormals, compile, CUDA gra
 period, batching). They may differ in the per-run keys below, which become tensors with
 the replica dimension: each run draws its own weights, takes its own mini-batches, steps
 with its own learning rate and optimiser numbers, scales its own residual branches and is
-evaluated on its own schedule.
+evaluated on its own schedule, and each keeps its own live view (``logger``) or none.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ PER_RUN_KEYS = (
     "study",
     "resume",
     "lock_timeout",
+    "logger",
 )
 PER_RUN_GROUPS = ("init",)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from depthlab.config import Config, config_from_file
+from depthlab.live import LIVE_DIR
 from depthlab.records import (
     METRICS_DIR,
     REPLICA_GLOB,
@@ -21,14 +22,22 @@ from depthlab.records import (
     config_columns,
     read_run,
     set_aside,
-    set_aside_previous,
 )
 
+HYDRA_DIR = ".hydra"  # Hydra's files of a job: its config, overrides and Hydra's own config
 # Keys (and groups) that change how a run is carried out, not what it computes: a finished
 # run counts as the same run whatever they were. Batched and captured steps compute what
-# eager single runs compute (float64: to 1e-9; float32: docs/running.md, Batched sweeps).
-HYDRA_DIR = ".hydra"  # Hydra's files of a job: its config, overrides and Hydra's own config
-HOW_KEYS = ("resume", "threads", "flush_seconds", "cuda_graph", "batching", "lock_timeout")
+# eager single runs compute (float64: to 1e-9; float32: docs/running.md, Batched sweeps);
+# ``logger`` only adds a view beside the records (depthlab.live).
+HOW_KEYS = (
+    "resume",
+    "threads",
+    "flush_seconds",
+    "cuda_graph",
+    "batching",
+    "lock_timeout",
+    "logger",
+)
 
 
 def finished_rows(cfg: Config, folders: list[Path], seeds: list[int]) -> list[dict] | None:
@@ -68,11 +77,12 @@ def _plain(value: Any) -> Any:
 
 def set_aside_stale(run_dir: Path) -> None:
     """Move the records of an earlier run in ``run_dir`` (and in its ``seed=S`` replica
-    folders) into hidden ``.superseded`` folders, so a new run's folder holds only its own
-    runs: never mixed, never deleted (see records.set_aside_previous)."""
+    folders), with its live view's event files, into hidden ``.superseded`` folders, so a
+    new run's folder holds only its own runs: never mixed, never deleted (see
+    records.set_aside_previous)."""
     for folder in [run_dir, *sorted(run_dir.glob(REPLICA_GLOB))]:
         try:
-            set_aside_previous(folder)
+            set_aside(folder, [RUN_FILE, METRICS_DIR, LIVE_DIR])
         except OSError as exc:
             raise RecordsWriteError(folder / SUPERSEDED_DIR, exc) from exc
 
@@ -93,7 +103,7 @@ def set_aside_other_config(run_dir: Path, cfg: Config) -> Path | None:
         same = False
     if same:
         return None
-    names = [HYDRA_DIR, RUN_FILE, METRICS_DIR]
+    names = [HYDRA_DIR, RUN_FILE, METRICS_DIR, LIVE_DIR]
     names += sorted(p.name for p in run_dir.iterdir() if p.name.endswith(".log"))
     names += sorted(p.name for p in run_dir.glob(REPLICA_GLOB))
     try:
