@@ -41,10 +41,16 @@ def record_row(
         threads_resolved=torch.get_num_threads(),
         batched_runs=batched_runs,
         started_at=now(),
-        python_version=platform.python_version(),
     )
-    row.update({f"{name.split('-')[0]}_version": _version(name) for name in VERSIONED})
+    row.update(versions())
     return row
+
+
+def versions() -> dict[str, str | None]:
+    """``python_version`` and ``NAME_version`` of each VERSIONED library (None: missing)."""
+    found: dict[str, str | None] = {"python_version": platform.python_version()}
+    found.update({f"{name.split('-')[0]}_version": _version(name) for name in VERSIONED})
+    return found
 
 
 def _version(distribution: str) -> str | None:

@@ -61,7 +61,7 @@ def layer_blocks(tensors: list[torch.Tensor]) -> Iterator[torch.Tensor]:
         start = end
 
 
-def _sum(t: torch.Tensor) -> torch.Tensor:
+def batch_sum(t: torch.Tensor) -> torch.Tensor:
     """(K, R, B, n) -> (K, R): sum over batch and units, accumulated in float64."""
     return t.sum(dim=(2, 3), dtype=F64)
 
@@ -71,7 +71,7 @@ def _abs_sum(t: torch.Tensor) -> torch.Tensor:
     return t.abs().flatten(2).sum(dim=2, dtype=F64)
 
 
-def _sumsq(t: torch.Tensor) -> torch.Tensor:
+def sum_squares(t: torch.Tensor) -> torch.Tensor:
     """(K, R, ...) -> (K, R): sum of squares over the rest, accumulated in float64."""
     return torch.linalg.vector_norm(t.flatten(2), dim=2, dtype=F64).pow(2)
 
@@ -170,17 +170,17 @@ def grads(p: ProbeInput) -> dict[str, torch.Tensor]:
     """weight_grad_norm, bias_grad_norm and weight_norm of every layer."""
     layers = [p.model.layer(l).linear for l in range(1, p.model.num_layers + 1)]
     return {
-        "weight_grad_norm": by_layer([x.weight.grad for x in layers], _sumsq)[0].sqrt(),
-        "bias_grad_norm": by_layer([x.bias.grad for x in layers], _sumsq)[0].sqrt(),
-        "weight_norm": by_layer([x.weight for x in layers], _sumsq)[0].sqrt(),
+        "weight_grad_norm": by_layer([x.weight.grad for x in layers], sum_squares)[0].sqrt(),
+        "bias_grad_norm": by_layer([x.bias.grad for x in layers], sum_squares)[0].sqrt(),
+        "weight_norm": by_layer([x.weight for x in layers], sum_squares)[0].sqrt(),
     }
 
 
-def _mean_std(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def mean_std(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and population std over batch and units, from the first two moments
     accumulated in float64."""
     n = torch.tensor([t[0].numel() for t in tensors], dtype=F64, device=tensors[0].device)
-    total, squares = by_layer(tensors, _sum, _sumsq)
+    total, squares = by_layer(tensors, batch_sum, sum_squares)
     mean, second = total / n, squares / n
     return mean, (second - mean.pow(2)).clamp_min(0).sqrt()
 
@@ -188,7 +188,7 @@ def _mean_std(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 @register_probe("preacts", presets=("default", "full"))
 def preacts(p: ProbeInput) -> dict[str, torch.Tensor]:
     """preact_mean, preact_std: statistics of z^l over batch and units."""
-    mean, std = _mean_std(p.tensors.preacts)
+    mean, std = mean_std(p.tensors.preacts)
     return {
         "preact_mean": mean,
         "preact_std": std,
@@ -199,7 +199,7 @@ def preacts(p: ProbeInput) -> dict[str, torch.Tensor]:
 @register_probe("acts", presets=("default", "full"))
 def acts(p: ProbeInput) -> dict[str, torch.Tensor]:
     """act_mean, act_std: statistics of the layer output a^l over batch and units."""
-    mean, std = _mean_std(p.tensors.outputs)
+    mean, std = mean_std(p.tensors.outputs)
     return {"act_mean": mean, "act_std": std}
 
 
@@ -284,9 +284,9 @@ def units(p: ProbeInput) -> dict[str, torch.Tensor]:
         saturated.append((h - center).abs() > half_width)
     n = torch.tensor([d[0].numel() for d in derivatives], dtype=F64, device=derivatives[0].device)
     no_rule = torch.tensor([name not in SATURATION for name in names], device=derivatives[0].device)
-    (saturation,) = by_layer(saturated, _sum)
+    (saturation,) = by_layer(saturated, batch_sum)
     saturation = saturation / n
-    total, dead = by_layer(derivatives, _sum, lambda d: (d == 0).all(dim=2).to(F64).mean(2))
+    total, dead = by_layer(derivatives, batch_sum, lambda d: (d == 0).all(dim=2).to(F64).mean(2))
     return {
         "dphi_mean": total / n,
         "saturation": saturation.masked_fill(no_rule, float("nan")),
@@ -300,7 +300,7 @@ def residual(p: ProbeInput) -> dict[str, torch.Tensor]:
     with a skip, a^l = a^{l-1} + alpha h^l (alpha h^l read as a^l - a^{l-1}); NaN without."""
     t = p.tensors
     branches = [b if b is not None else a for b, a in zip(t.branches, t.outputs, strict=True)]
-    ratio = (by_layer(branches, _sumsq)[0] / by_layer(t.inputs, _sumsq)[0]).sqrt()
+    ratio = (by_layer(branches, sum_squares)[0] / by_layer(t.inputs, sum_squares)[0]).sqrt()
     has_skip = torch.tensor([b is not None for b in t.branches], device=ratio.device)
     return {"branch_ratio": ratio.masked_fill(~has_skip[None, :], float("nan"))}
 
@@ -311,6 +311,6 @@ def update_ratio(p: ProbeInput) -> dict[str, torch.Tensor]:
     from the weights before it (``p.before``) and the model after it."""
     model, before = p.model, p.before
     after = [model.layer(l).linear.weight.detach() for l in range(1, model.num_layers + 1)]
-    (change,) = by_layer([a - b for a, b in zip(after, before, strict=True)], _sumsq)
-    (size,) = by_layer(before, _sumsq)
+    (change,) = by_layer([a - b for a, b in zip(after, before, strict=True)], sum_squares)
+    (size,) = by_layer(before, sum_squares)
     return {"update_ratio": (change / size).sqrt()}

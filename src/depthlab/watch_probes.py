@@ -1,0 +1,219 @@
+"""What ``depthlab.watch`` measures on a captured pass: the MLP probes, on any layer shapes.
+
+Every layer's tensors are read per sample: z^l, u^l, a^l and dJ/dz^l of shape (B, ...)
+are flattened to (1, B, m^l) (one replica; m^l the values one sample has at that layer,
+e.g. channels x positions for a convolution, tokens x features for a sequence), and the
+reductions of :mod:`depthlab.probes.layer_stats` apply unchanged, with the same names and
+meanings: ``delta_norm`` = sqrt(mean_i ||delta_i^l||^2) with delta_i^l = B dJ/dz_i^l of the
+batch-mean loss, ``preact_*`` over z^l, ``act_*`` over a^l, and so on. A *unit* is one of
+the m^l values of a sample. Where a layer has no activation module after it, a^l = u^l and
+phi is the identity (phi' = 1, no saturation rule).
+
+Registered in :data:`WATCH_PROBES` under the names of the MLP probes they mirror, so a
+preset (``minimal``, ``default``, ``full``) means the same probes, less those that need
+depthlab's MLP (jacobian, curvature, residual).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from depthlab.errors import ConfigError
+from depthlab.probes.base import PRESET_NAMES, PROBES, ProbeInput, presets
+from depthlab.probes.capture import LayerTensors
+from depthlab.probes.layer_stats import (
+    SATURATION,
+    acts,
+    batch_sum,
+    by_layer,
+    delta_sums,
+    histogram,
+    preacts,
+    quantiles,
+    sum_squares,
+)
+from depthlab.registry import Registry
+from depthlab.watch_capture import LayerPass
+
+F64 = torch.float64
+
+
+@dataclass(frozen=True)
+class WatchInput:
+    """One captured pass of the watched layers (in order), per sample (see module docstring).
+
+    ``reached``: whether any gradient reached z^l; ``weight_grad_norm``, ``bias_grad_norm``,
+    ``weight_norm``: per layer, None where the layer has no such parameter (or no gradient
+    reached it); ``weights_after``: each W^l after the update (for update ratios)."""
+
+    tensors: LayerTensors
+    layers: list[LayerPass]
+    reached: list[bool]
+    weight_grad_norm: list[torch.Tensor | None]
+    bias_grad_norm: list[torch.Tensor | None]
+    weights_after: list[torch.Tensor | None] | None = None
+
+
+WatchProbe = Callable[[WatchInput], dict[str, torch.Tensor]]
+WATCH_PROBES: Registry[WatchProbe] = Registry("watch probe")
+
+
+def watch_probe_names(spec: str | list[str] | tuple[str, ...]) -> list[str]:
+    """A preset or a list of probe and preset names, expanded to the probes watch runs:
+    a preset keeps those watch has; an explicit probe it lacks is a ConfigError."""
+    names = [spec] if isinstance(spec, str) else list(spec)
+    expanded: list[str] = []
+    for name in names:
+        if name in PRESET_NAMES:
+            chosen = [p for p in presets()[name] if p in WATCH_PROBES]
+        elif name in WATCH_PROBES:
+            chosen = [name]
+        else:
+            reason = "needs depthlab's MLP" if name in PROBES else "unknown probe"
+            raise ConfigError("probes", name, [*PRESET_NAMES, *WATCH_PROBES.names()], reason)
+        expanded += [p for p in chosen if p not in expanded]
+    return expanded
+
+
+def per_sample(layers: list[LayerPass], grads: list[torch.Tensor | None]) -> LayerTensors:
+    """The captured tensors as (1, B, m^l) per-sample views; a^l = phi(u^l) recomputed where
+    the activation is a function inside a block; a zero gradient where none reached z^l."""
+
+    def flat(t: torch.Tensor, kind_samples: Callable) -> torch.Tensor:
+        s = kind_samples(t.detach())
+        return s.reshape(1, s.shape[0], -1)
+
+    t = LayerTensors()
+    for record, grad in zip(layers, grads, strict=True):
+        samples = record.kind.samples
+        z = flat(record.z, samples)
+        u = flat(record.u, samples) if record.u is not None else z
+        if record.a is not None:
+            a = flat(record.a, samples)
+        elif record.phi is not None:  # a function inside depthlab's layer: recompute it
+            a = record.phi(u)
+        else:
+            a = u
+        t.preacts.append(z)
+        t.normed.append(u)
+        t.outputs.append(a)
+        t.grads.append(flat(grad, samples) if grad is not None else torch.zeros_like(z))
+    return t
+
+
+def slopes(p: WatchInput) -> list[torch.Tensor]:
+    """phi'(u^l) per layer as (1, B, m^l), by autograd through the layer's own activation
+    on u^l in its own shape (a per-channel PReLU needs it); 1 without an activation."""
+    found = []
+    for record, u in zip(p.layers, p.tensors.normed, strict=True):
+        if record.phi is None:
+            found.append(torch.ones_like(u))
+            continue
+        raw = record.u if record.u is not None else record.z
+        x = record.kind.samples(raw.detach()).requires_grad_(True)
+        with torch.enable_grad():  # phi on a copy: an in-place phi must not touch x
+            h = record.phi(x.clone())
+            (slope,) = torch.autograd.grad(h, x, torch.ones_like(h))
+        found.append(slope.reshape(u.shape))
+    return found
+
+
+@WATCH_PROBES.register("delta")
+def delta(p: WatchInput) -> dict[str, torch.Tensor]:
+    """delta_norm, delta_mean_abs, delta_underflow, delta_nonfinite (see the module
+    docstring). An exact-zero delta^l is an underflow (NaN, flagged) unless it is exact: no
+    gradient reached z^l, phi'(u^l) = 0 for every unit and sample, or layer l+1 reads a^l
+    itself and its delta is an exact zero; the last layer's zero is exact (the loss's own)."""
+    norm, mean_abs = delta_sums(p.tensors)
+    underflow = torch.zeros_like(norm, dtype=torch.bool)
+    if bool((norm == 0).any()):  # the one host sync, where a delta could have underflowed
+        underflow = underflowed(p, norm)
+    nan = torch.full_like(norm, float("nan"))
+    return {
+        "delta_norm": torch.where(underflow, nan, norm),
+        "delta_mean_abs": torch.where(underflow, nan, mean_abs),
+        "delta_underflow": underflow.to(F64),
+        "delta_nonfinite": (~torch.isfinite(norm)).to(F64),
+    }
+
+
+def underflowed(p: WatchInput, norm: torch.Tensor) -> torch.Tensor:
+    """(1, L): True where delta^l is 0 only because it fell below the dtype's range."""
+    zero = (norm == 0)[0].tolist()
+    stopped = [not reached for reached in p.reached]
+    stopped = [s or bool((d == 0).all()) for s, d in zip(stopped, slopes(p), strict=True)]
+    exact = [False] * len(zero)
+    for l in range(len(zero) - 1, -1, -1):
+        above = l == len(zero) - 1 or (p.layers[l + 1].fed_by_previous and exact[l + 1])
+        exact[l] = zero[l] and (stopped[l] or above)
+    lost = [z and not e for z, e in zip(zero, exact, strict=True)]
+    return torch.tensor([lost], device=norm.device)
+
+
+def _stack(values: list[torch.Tensor | None], device: torch.device) -> torch.Tensor:
+    """(1, L) float64 of per-layer scalars, NaN where None."""
+    nan = torch.tensor(float("nan"), dtype=F64, device=device)
+    return torch.stack([nan if v is None else v.to(F64) for v in values]).unsqueeze(0)
+
+
+@WATCH_PROBES.register("grads")
+def grads(p: WatchInput) -> dict[str, torch.Tensor]:
+    """weight_grad_norm, bias_grad_norm: ||dJ/dW^l||_F, ||dJ/db^l|| of the batch-mean loss
+    as the backward pass left them; weight_norm: ||W^l||_F as the pass used it. NaN where
+    the layer module has no such parameter."""
+    device = p.tensors.preacts[0].device
+    return {
+        "weight_grad_norm": _stack(p.weight_grad_norm, device),
+        "bias_grad_norm": _stack(p.bias_grad_norm, device),
+        "weight_norm": _stack([r.weight_norm for r in p.layers], device),
+    }
+
+
+for _name, _fn in (("preacts", preacts), ("acts", acts), ("quantiles", quantiles)):
+    WATCH_PROBES.register(_name)(lambda p, fn=_fn: fn(ProbeInput(None, p.tensors)))
+WATCH_PROBES.register("histogram")(lambda p: histogram(ProbeInput(None, p.tensors)))
+
+
+@WATCH_PROBES.register("units")
+def units(p: WatchInput) -> dict[str, torch.Tensor]:
+    """dphi_mean: mean of phi'(u^l) over samples and units; saturation: the fraction of
+    (sample, unit) pairs where |phi(u) - center| > half_width (rule by activation name in
+    layer_stats.SATURATION; NaN for other activations); dead_frac: the fraction of units
+    with phi'(u) = 0 for every sample of the batch."""
+    derivatives = slopes(p)
+    names = [r.phi_name for r in p.layers]
+    saturated = []
+    for name, a in zip(names, p.tensors.outputs, strict=True):
+        center, half_width = SATURATION.get(name or "", (0.0, float("inf")))
+        saturated.append((a - center).abs() > half_width)
+    device = derivatives[0].device
+    n = torch.tensor([d[0].numel() for d in derivatives], dtype=F64, device=device)
+    no_rule = torch.tensor([name not in SATURATION for name in names], device=device)
+    (saturation,) = by_layer(saturated, batch_sum)
+    total, dead = by_layer(derivatives, batch_sum, lambda d: (d == 0).all(dim=2).to(F64).mean(2))
+    return {
+        "dphi_mean": total / n,
+        "saturation": (saturation / n).masked_fill(no_rule, float("nan")),
+        "dead_frac": dead,
+    }
+
+
+@WATCH_PROBES.register("updates")
+def update_ratio(p: WatchInput) -> dict[str, torch.Tensor]:
+    """update_ratio: ||W^l_after - W^l_before||_F / ||W^l_before||_F of the optimiser step
+    after the pass (NaN for a layer without a weight)."""
+    ratios: list[torch.Tensor | None] = []
+    for record, after in zip(p.layers, p.weights_after or [], strict=True):
+        before = record.weight_before
+        if before is None or after is None:
+            ratios.append(None)
+            continue
+        change = sum_squares((after.detach() - before).reshape(1, 1, -1))
+        ratios.append((change / sum_squares(before.reshape(1, 1, -1))).sqrt()[0, 0])
+    return {"update_ratio": _stack(ratios, p.tensors.preacts[0].device)}
+
+
+AROUND_UPDATE = ("updates",)
