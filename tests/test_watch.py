@@ -67,9 +67,7 @@ def test_watch_equals_builtin_probes_on_depthlab_mlp(tmp_path, activation, norm)
             found.update(compute(model, capture.tensors, names, before=before))
             builtin.append(host_rows(found))
             watch.step(loss)
-    assert json.loads(read_run(tmp_path)["layer_names"]) == [
-        f"layers.{l}.linear" for l in range(6)
-    ]
+    assert json.loads(read_run(tmp_path)["layer_names"]) == [f"layers.{l}.linear" for l in range(6)]
     records = by_step(tmp_path)
     for step, expected in enumerate(builtin):
         for metric, row in expected.items():
@@ -86,7 +84,7 @@ def per_sample_deltas(model: nn.Module, x, y, names: list[str]) -> dict[str, np.
     for i in range(len(x)):
         outputs: dict[str, torch.Tensor] = {}
         handles = [
-            modules[n].register_forward_hook(lambda m, a, z, n=n: outputs.setdefault(n, z))
+            modules[n].register_forward_hook(lambda m, a, z, n=n, o=outputs: o.setdefault(n, z))
             for n in names
         ]
         loss = F.cross_entropy(model(x[i : i + 1]), y[i : i + 1])

@@ -56,6 +56,7 @@ from depthlab.watch_probes import (
 
 LOG = logging.getLogger("depthlab.watch")
 CHECK_EVERY = 10  # steps between reading the batch losses back from the device
+FLUSH_SECONDS = 10.0  # at most this long between record flushes (at probed steps), as runs
 UNBOUNDED = 2**62  # the schedule's end when the number of steps is not known
 
 
