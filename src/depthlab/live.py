@@ -33,6 +33,9 @@ LIVE_DIR = "tensorboard"  # event files go to RUN_FOLDER/tensorboard/
 NETWORK_TAG = "network"
 WRITER_MODULE = "torch.utils.tensorboard"
 INSTALL = "pip install 'depthlab[tensorboard]'"
+# equal-width buckets between a layer's least and greatest value (TensorBoard redraws them
+# into its own ~30); SummaryWriter.add_histogram's default is ~1500 buckets over +-1e12
+HISTOGRAM_BINS = 64
 
 
 def check_logger(name: str, key: str = "logger") -> None:
@@ -102,14 +105,32 @@ class TensorBoardView:
         names: Sequence[str] | None = None,
     ) -> None:
         """One histogram per layer l = 1..L of every value of ``tensors[l-1]`` (any shape)
-        at ``step``: tag ``METRIC/lNNN``. The values go to the host as float64 once per
-        call. Non-finite values are left out (TensorBoard's histogram cannot bin them), so
-        a histogram counts a layer's finite values; a layer with none gets no histogram
-        at that step (its scalars, NaN included, say why)."""
+        at ``step``: tag ``METRIC/lNNN``, :data:`HISTOGRAM_BINS` equal-width buckets from
+        the least to the greatest value, with the exact count, sum and sum of squares. The
+        values go to the host as float64 once per call. Non-finite values are left out
+        (TensorBoard's histogram cannot bin them), so a histogram counts a layer's finite
+        values; a layer with none gets no histogram at that step (its scalars, NaN
+        included, say why)."""
         for l, values in enumerate(finite_values(tensors), start=1):
             if values.size:
                 tag = layer_tag(l, names[l - 1] if names else None)
-                self.writer.add_histogram(f"{metric}/{tag}", values, int(step))
+                self.histogram(f"{metric}/{tag}", step, values)
+
+    def histogram(self, tag: str, step: int, values: np.ndarray) -> None:
+        """One histogram of finite 1-D ``values``. Written from its sums (add_histogram_raw)
+        rather than by add_histogram, whose float64 dot product waits on BLAS threads."""
+        counts, edges = np.histogram(values, bins=HISTOGRAM_BINS)
+        self.writer.add_histogram_raw(
+            tag,
+            min=float(values.min()),
+            max=float(values.max()),
+            num=int(values.size),
+            sum=float(values.sum()),
+            sum_squares=float(np.einsum("i,i->", values, values)),
+            bucket_limits=edges.tolist(),  # right edges; the first bucket is empty, so
+            bucket_counts=[0, *counts.tolist()],  # the least value is a limit too
+            global_step=int(step),
+        )
 
     def flush(self) -> None:
         """Write what waits to the event file now."""
