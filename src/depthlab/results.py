@@ -74,7 +74,7 @@ class Sweep:
         """Metric rows joined with run columns (default: the swept keys and ``status``; any
         column of ``runs`` may be asked for; ``sweep`` always where the runs have it), plus
         ``layers_from_output`` = L - l, the layer's distance from the output layer
-        L = depth + 1 (0 at the output, L - 1 at the first hidden layer; NaN for
+        L (:meth:`num_layers`; 0 at the output, L - 1 at the first hidden layer; NaN for
         network-level rows, layer 0), which aligns nets of different depths at their output.
         ConfigError for a key ``runs`` does not have."""
         keys = [*self.swept_keys(), "status"] if keys is None else list(keys)
@@ -86,11 +86,23 @@ class Sweep:
             if key not in self.runs.columns:
                 raise ConfigError("keys", key, list(self.runs.columns), "not a run column")
         frame = self.metrics.merge(self.runs[["run_id", *keys]], on="run_id", how="left")
-        if "depth" in self.runs.columns:
-            depth = frame["run_id"].map(self.runs.set_index("run_id")["depth"]).astype(float)
-            distance = depth + 1 - frame["layer"].astype(float)
+        layers = self.num_layers()
+        if layers is not None:
+            distance = frame["run_id"].map(layers) - frame["layer"].astype(float)
             frame["layers_from_output"] = distance.where(frame["layer"] > 0)
         return frame
+
+    def num_layers(self) -> pd.Series | None:
+        """L of each run by run_id: ``depth`` + 1 for depthlab's MLPs, ``num_layers`` for
+        models recorded by ``depthlab.watch``; None when the runs have neither column."""
+        runs = self.runs.set_index("run_id")
+        found = None
+        if "depth" in runs.columns:
+            found = runs["depth"].astype(float) + 1
+        if "num_layers" in runs.columns:
+            watched = runs["num_layers"].astype(float)
+            found = watched if found is None else watched.fillna(found)
+        return found
 
 
 def load_sweep(path: Path | str, metrics: bool | str | Sequence[str] = True) -> Sweep:

@@ -196,16 +196,12 @@ def skipped(
             continue
         kind = type(module).__name__
         if isinstance(module, NORM_TYPES):
-            notes.append(f"{name} ({kind}: a normalisation not right after a watched layer)")
+            why = "a normalisation not right after a watched layer"
         elif kind_of(module) is not None:
-            notes.append(f"{name} ({kind}: not called in the first pass with gradients)")
+            why = "not called in the first pass with gradients"
         elif any(True for _ in module.children()):  # a container's own tensors
-            notes += [f"{_join(name, p)} (a bare parameter of {kind})" for p in own]
+            why = f"own parameters {', '.join(own)}"
         else:
             why = "not a Linear, Conv1d or Conv2d: name it in layers=[...] to watch it"
-            notes.append(f"{name} ({kind}: {why})")
+        notes.append(f"{name or kind} ({kind}: {why})")
     return notes
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
