@@ -229,3 +229,30 @@ def test_tensorboard_view_shows_the_records(tmp_path) -> None:
         np.testing.assert_allclose([e.value for e in events], expected, rtol=1e-6)
         for kind in ("act", "delta"):
             assert len(reader.Histograms(f"{kind}/l{l:03d}_{name}")) == 3
+
+
+def test_a_model_without_known_layers_records_its_loss_and_says_so(tmp_path, caplog) -> None:
+    model = nn.Sequential(nn.Embedding(5, 3), nn.Flatten(), nn.Bilinear(15, 15, 3))
+
+    class Wrapped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = model
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.net[1](self.net[0](x))
+            return self.net[2](h, h)
+
+    x, y = torch.randint(0, 5, (8, 5)), torch.arange(8) % 3
+    wrapped = Wrapped()
+    logged = caplog.at_level(logging.WARNING, logger="depthlab.watch")
+    with logged, depthlab.watch(wrapped, tmp_path) as watch:
+        for _ in range(3):
+            loss = F.cross_entropy(wrapped(x), y)
+            loss.backward()
+            watch.step(loss)
+    first = caplog.records[0].getMessage()
+    assert "Wrapped called no Linear, Conv1d or Conv2d" in first and "layers=[...]" in first
+    rows = read_metrics(tmp_path)
+    assert set(rows.metric) == {"batch_loss"} and len(rows) == 3
+    assert read_run(tmp_path)["num_layers"] == 0

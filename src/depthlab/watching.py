@@ -186,7 +186,9 @@ class Watch:
         if not self.layers:
             self._settle_layers(capture)
         names = [x.name for x in self.layers]
-        if not names or not all(n in capture.calls for n in names):
+        if not names:
+            return
+        if not all(n in capture.calls for n in names):
             LOG.warning("watch: step %d's pass did not call every watched layer: not probed", step)
             return
         calls = [capture.calls[n] for n in names]
@@ -214,6 +216,13 @@ class Watch:
             WatchedLayer(n, *capture.layers[n]) for n in capture.order if n not in reused
         ]
         self.skipped = skipped(self.model, self.layers, capture.followed, reused)
+        if not self.layers:
+            LOG.warning(
+                "watch: %s called no Linear, Conv1d or Conv2d once in its first pass: only "
+                "batch_loss is recorded; name the layers to watch with layers=[...]",
+                type(self.model).__name__,
+            )
+            self.schedule = Steps(-1)
         if self.skipped:
             LOG.warning(
                 "watch: %d module(s) not recorded: %s", len(self.skipped), "; ".join(self.skipped)
