@@ -1,4 +1,5 @@
-"""benchmarks/studies.py's time budgets against the expected times the presets state.
+"""benchmarks/studies.py's time budgets against the expected times the presets state, and
+benchmarks/watch_overhead.py runs (its ``--smoke`` mode, a few steps of every variant).
 
 The expected time of a study is written once, in its preset's ``# expected time:`` header
 (:func:`depthlab.console.catalogue.expected_seconds`); the benchmark's BUDGETS are
@@ -8,6 +9,8 @@ allowances above it, for exactly the studies expected to take longer than BUDGET
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -46,3 +49,19 @@ def test_every_quick_preset_is_expected_within_the_rule() -> None:
     for name in STUDIES.names():
         seconds = expected_seconds(f"{name}_quick")
         assert seconds is not None and seconds <= bench.BUDGET_S, name
+
+
+def test_the_watch_overhead_benchmark_runs_every_variant_on_both_nets() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "watch_overhead.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for net in ("conv: ConvNet1d", "transformer: TransformerNet"):
+        assert net in proc.stdout
+    for variant in ("plain", "default/50", "full/50", "default/1"):
+        assert proc.stdout.count(f"{variant}:") == 2, proc.stdout
+    assert proc.stdout.count("a probed step: ") == 2
+    assert proc.stdout.count("default schedule ") == 2
