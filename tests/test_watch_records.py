@@ -102,7 +102,7 @@ def test_named_layers_record_any_module(tmp_path) -> None:
     assert [w.name for w in watch.layers] == ["1", "2"]
     assert np.isnan(at(tmp_path, "weight_norm")[0]) and at(tmp_path, "weight_norm")[1] > 0
     assert np.all(at(tmp_path, "delta_norm") > 0)
-    with pytest.raises(ValueError, match=r"layers=\['nope'\]: no such module"):
+    with pytest.raises(ConfigError, match=r"layers=\['nope'\]: no such module in Sequential"):
         depthlab.watch(model, tmp_path / "x", layers=["nope"])
 
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from depthlab.activations import ACTIVATIONS
+from depthlab.errors import ConfigError
 from depthlab.model import BatchedLinear, BatchNorm, Layer, LayerNorm, NoNorm
 from depthlab.registry import Registry
 from depthlab.sequential import activation_name
@@ -161,14 +162,16 @@ class WatchedLayer:
 
 def candidates(model: nn.Module, names: list[str] | None) -> dict[str, nn.Module]:
     """The modules that may be layers, by name: every registered kind, or those ``names``
-    (ValueError naming an unknown one). The root module is never a candidate by kind."""
+    (a ConfigError naming an unknown one). The root module is never a candidate by kind."""
     modules = dict(model.named_modules())
     if names is not None:
         unknown = [n for n in names if n not in modules]
         if unknown:
-            raise ValueError(
-                f"layers={unknown}: no such module in {type(model).__name__}; "
-                f"allowed: names of model.named_modules(), e.g. {list(modules)[1:4]}"
+            raise ConfigError(
+                "layers",
+                unknown,
+                f"names of model.named_modules(), e.g. {list(modules)[1:4]}",
+                f"no such module in {type(model).__name__}",
             )
         return {n: modules[n] for n in names}
     return {n: m for n, m in modules.items() if n and kind_of(m) is not None}
