@@ -43,7 +43,7 @@ check() {  # check NAME SECONDS COMMAND...: run with a time limit, keep its outp
 
 check device 60 bash -c "nvidia-smi; python3 -c \"import torch; print(torch.__version__, \
 torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'NO CUDA')\""
-check gpu-tests 150 python3 -m pytest -m gpu -v -p no:cacheprovider tests/test_gpu.py
+check gpu-tests 150 python3 -m pytest -m gpu -v -p no:cacheprovider tests/test_gpu.py tests/test_watch_gpu.py
 check train-loop 120 python3 benchmarks/gpu_step.py --device cuda --replicas 1 --steps 10 \
   --train-steps 500
 check gpu-step 300 python3 benchmarks/gpu_step.py --device cuda --steps 20 --train-steps 0
