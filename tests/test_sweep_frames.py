@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import Metric, fake_sweep, metric_frame
+from helpers import Metric, fake_sweep, memory_sweep, metric_frame
 
 from depthlab.errors import ConfigError
 from depthlab.records import METRICS_SCHEMA
@@ -180,3 +180,14 @@ def test_fake_sweep_takes_rows_by_run_or_tidy_rows(tmp_path: Path) -> None:
         pd.testing.assert_frame_equal(sweep.metrics, metric_frame(written))
     with pytest.raises(ValueError, match="seeds"):
         fake_sweep(tmp_path / "bad", [run_row(3)], [("r3", 0, 0, 1, "delta_norm", 1.0)])
+
+
+def test_a_live_view_key_is_never_a_swept_key() -> None:
+    """Runs resumed with logger=tensorboard (or read from before the key existed) differ in
+    logger only in how they were shown: no table or figure splits runs by it."""
+    runs = [
+        {"run_id": "a", "depth": 3, "logger": "none"},
+        {"run_id": "b", "depth": 10, "logger": "tensorboard"},
+        {"run_id": "c", "depth": 30, "logger": None},
+    ]
+    assert memory_sweep(runs).swept_keys() == ["depth"]

@@ -85,6 +85,9 @@ RUN_SCHEMA = pa.schema(
 # ran, and (by suffix) what a key resolved to and the library versions.
 ENVIRONMENT_COLUMNS = ("device_name", "denormals_flushed", "batched_runs")
 DERIVED_SUFFIXES = ("_version", "_resolved")
+# Configuration keys that change only what is shown while a run trains (a live view), never
+# what it records: never a swept key of a sweep's tables and figures.
+VIEW_KEYS = ("logger",)
 # Columns a reader adds to the run rows: the run folder relative to its sweep (load_sweep),
 # and the name of the sweep it belongs to (load_sweeps, several sweeps read as one).
 PATH_COLUMN = "path"

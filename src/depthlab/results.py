@@ -28,6 +28,7 @@ from depthlab.records import (
     RUN_FILE,
     RUN_SCHEMA,
     SWEEP_COLUMN,
+    VIEW_KEYS,
     config_column_names,
     validate_run,
 )
@@ -59,9 +60,11 @@ class Sweep:
         return config_column_names(self.runs.columns)
 
     def swept_keys(self) -> list[str]:
-        """Configuration keys whose value differs between runs."""
+        """Configuration keys whose value differs between runs (less ``VIEW_KEYS``)."""
         return [
-            c for c in self.config_columns() if self.runs[c].astype(str).nunique(dropna=False) > 1
+            c
+            for c in self.config_columns()
+            if c not in VIEW_KEYS and self.runs[c].astype(str).nunique(dropna=False) > 1
         ]
 
     def run_folder(self, run: pd.Series | dict[str, Any]) -> Path:

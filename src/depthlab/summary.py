@@ -32,6 +32,7 @@ FIGURE_COLUMNS = {
 # every run" line (the report's configuration lists them)
 OPERATIONAL = (
     "threads",
+    "logger",
     "resume",
     "lock_timeout",
     "flush_seconds",
