@@ -1,6 +1,8 @@
 """The notebooks of analysis/: committed executed (their outputs readable without running
-them), and they run top to bottom (nbclient) with analysis/ as the kernel's working folder,
-on their study's quick sweep; how a notebook finds that sweep (depthlab.studies.locate)."""
+them), and they run top to bottom (nbclient) with analysis/ as the kernel's working folder:
+a study's notebook on its study's quick sweep, the others (watch.ipynb: a user's own model
+under depthlab.watch) on what they make themselves, in a repository of their own; how a
+study's notebook finds its sweep (depthlab.studies.locate)."""
 
 from __future__ import annotations
 
@@ -14,13 +16,15 @@ from helpers import fake_sweep
 from omegaconf import OmegaConf
 
 from depthlab import locks
-from depthlab.studies import locate
+from depthlab.studies import STUDIES, locate
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 ANALYSIS = Path(__file__).resolve().parents[1] / "analysis"
 NOTEBOOKS = sorted(ANALYSIS.glob("*.ipynb"))
+STUDY_NOTEBOOKS = [p for p in NOTEBOOKS if p.stem in STUDIES.names()]
+OTHER_NOTEBOOKS = [p for p in NOTEBOOKS if p.stem not in STUDIES.names()]
 FIGURE_COUNT = "figures drawn:"
 # A table cell that reads as a zero written with decimals ("0.0000") is a number rounded
 # away; the notebooks print floats as {:.3g}, which writes a true zero as "0".
@@ -28,7 +32,8 @@ CELL = re.compile(r"<td[^>]*>\s*(.*?)\s*</td>", re.S)
 
 
 def test_the_main_studies_have_notebooks() -> None:
-    assert {p.stem for p in NOTEBOOKS} >= {"vanishing", "degradation", "edge_of_chaos"}
+    assert {p.stem for p in STUDY_NOTEBOOKS} >= {"vanishing", "degradation", "edge_of_chaos"}
+    assert {p.stem for p in OTHER_NOTEBOOKS} >= {"watch"}
 
 
 def outputs_of(notebook) -> list:
@@ -53,19 +58,37 @@ def rounded_to_zero(notebook) -> list[str]:
     return [t for t in cells if re.fullmatch(r"-?0\.0*(e[+-]?\d+)?", t)]
 
 
-def check_outputs(notebook, study: str) -> None:
-    """What every executed notebook shows: no error, the verdict line, its figures each
+def check_outputs(notebook, study: str | None) -> None:
+    """What every executed notebook shows: no error, nothing on stderr, its figures each
     once (no image twice: the symptom of a figure displayed and also flushed by the inline
-    backend), and no table cell printing a nonzero number as 0."""
+    backend), and no table cell printing a nonzero number as 0; a study's notebook
+    (``study`` its name, None for the others) also its verdict line."""
     assert not [o for o in outputs_of(notebook) if o.output_type == "error"]
     assert not [o for o in outputs_of(notebook) if o.get("name") == "stderr"], "stderr output"
-    assert re.search(
-        rf"^{study}: (reproduced|not reproduced|undecided)\. ", printed(notebook), re.M
-    )
+    if study is not None:
+        assert re.search(
+            rf"^{study}: (reproduced|not reproduced|undecided)\. ", printed(notebook), re.M
+        )
     images = images_of(notebook)
-    assert len(images) >= 2  # the study's figures were drawn
+    assert len(images) >= 2  # the notebook's figures were drawn
     assert len(set(images)) == len(images), "a figure is shown twice"
     assert rounded_to_zero(notebook) == []
+
+
+def study_of(path: Path) -> str | None:
+    """The study a notebook belongs to (its name), None for the other notebooks."""
+    return path.stem if path.stem in STUDIES.names() else None
+
+
+def count_figures(notebook) -> None:
+    """Append the cell that prints how many figures the notebook keeps in ``figures``."""
+    notebook.cells.append(nbformat.v4.new_code_cell(f"print({FIGURE_COUNT!r}, len(figures))"))
+
+
+def check_figure_count(notebook) -> None:
+    """Every figure in the notebook's ``figures`` was shown, exactly once."""
+    drawn = int(re.search(rf"{FIGURE_COUNT} (\d+)", printed(notebook)).group(1))
+    assert len(images_of(notebook)) == drawn
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -74,17 +97,16 @@ def test_committed_notebook_carries_its_outputs(path: Path) -> None:
     notebook = nbformat.read(path, as_version=4)
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
-    check_outputs(notebook, path.stem)
+    check_outputs(notebook, study_of(path))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", STUDY_NOTEBOOKS, ids=[p.stem for p in STUDY_NOTEBOOKS])
 def test_notebook_runs_from_analysis_on_its_quick_sweep(
     path: Path, quick_sweep, monkeypatch
 ) -> None:
     notebook = nbformat.read(path, as_version=4)
-    # the notebook keeps the study's figures in `figures`: each must be shown exactly once
-    notebook.cells.append(nbformat.v4.new_code_cell(f"print({FIGURE_COUNT!r}, len(figures))"))
+    count_figures(notebook)  # the study's figures, kept in `figures`: each shown once
     sweep = quick_sweep(path.stem)
     monkeypatch.setenv(locate.SWEEP_ENV, str(sweep))
     client = nbclient.NotebookClient(
@@ -97,8 +119,30 @@ def test_notebook_runs_from_analysis_on_its_quick_sweep(
     text = printed(notebook)
     assert f"sweep: {os.path.relpath(sweep, ANALYSIS)}\n" in text  # $DEPTHLAB_SWEEP
     check_outputs(notebook, path.stem)
-    drawn = int(re.search(rf"{FIGURE_COUNT} (\d+)", text).group(1))
-    assert len(images_of(notebook)) == drawn
+    check_figure_count(notebook)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", OTHER_NOTEBOOKS, ids=[p.stem for p in OTHER_NOTEBOOKS])
+def test_notebook_runs_from_analysis_of_a_repository_of_its_own(path: Path, tmp_path: Path) -> None:
+    """A notebook that makes its own records (under the repository's outputs/) runs in a
+    fake repository (pyproject.toml marks its root), so the real outputs/ is left alone."""
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "analysis").mkdir()
+    notebook = nbformat.read(path, as_version=4)
+    count_figures(notebook)
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path / "analysis")}},
+    )
+    client.execute()
+    check_outputs(notebook, None)
+    check_figure_count(notebook)
+    made = sorted(p.parent.relative_to(tmp_path) for p in tmp_path.rglob("run.parquet"))
+    assert made, "the notebook recorded no run"
+    assert all(p.parts[0] == "outputs" for p in made), made
 
 
 # depthlab.studies.locate: which sweep a notebook reads, on fake sweeps in a fake repository
