@@ -15,7 +15,7 @@ step and the median (and range) over repeats of the ratio to the plain block bes
 - ``default/1``: every step probed (blocks of ``--probed-steps`` steps), so the cost of one
   probed step shows beside the plain step's.
 
-    python benchmarks/watch_overhead.py [--repeats 7] [--steps 200] [--threads 1]
+    python benchmarks/watch_overhead.py [--repeats 11] [--steps 200] [--threads 1]
     python benchmarks/watch_overhead.py --profile conv  # cProfile of watched blocks
 
 ``--smoke`` runs every variant once on a few steps (the tests run it).
@@ -44,11 +44,12 @@ from depthlab.dataset_mnist1d import MNIST1D
 from depthlab.zoo import ConvNet1d, TransformerNet
 
 NETS: dict[str, Callable[[], torch.nn.Module]] = {"conv": ConvNet1d, "transformer": TransformerNet}
+EVERY = 50  # the default schedule's
 # variant -> (probes, every) of its watch; None: the plain loop
 VARIANTS: dict[str, tuple[str, int] | None] = {
     "plain": None,
-    "default/50": ("default", 50),
-    "full/50": ("full", 50),
+    "default/50": ("default", EVERY),
+    "full/50": ("full", EVERY),
     "default/1": ("default", 1),
 }
 GOAL = 1.10  # the issue's bound on default/50 against plain
@@ -62,7 +63,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=200, help="steps per block")
     parser.add_argument("--probed-steps", type=int, default=20, help="steps per default/1 block")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--profile", choices=sorted(NETS), help="cProfile watched blocks")
@@ -139,7 +140,8 @@ def report(net: str, times: dict[str, list[float]], lengths: dict[str, int]) -> 
     """One line per variant: median ms/step, median ratio to plain (range over repeats);
     then the watched blocks' extra time split into a fixed cost per watch (opening, the
     first pass finding the layers, closing) and a cost per probed step, from the medians
-    of the default/50 and default/1 blocks (extra = fixed + probed steps x per step)."""
+    of the default/50 and default/1 blocks (extra = fixed + probed steps x per step), and
+    the ratio of a run so long that the fixed cost vanishes: 1 + (per step / plain) / EVERY."""
     median = {name: statistics.median(values) for name, values in times.items()}
     for name, values in times.items():
         ratios = [v / p for v, p in zip(values, times["plain"], strict=True)]
@@ -148,14 +150,16 @@ def report(net: str, times: dict[str, list[float]], lengths: dict[str, int]) -> 
             f"{statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f})"
         )
     sparse, dense = lengths["default/50"], lengths["default/1"]
-    probed = len(range(0, sparse, VARIANTS["default/50"][1]))
+    probed = len(range(0, sparse, EVERY))
     extra = {n: (median[n] - median["plain"]) * lengths[n] for n in ("default/50", "default/1")}
     if dense > probed:
         per_step = (extra["default/1"] - extra["default/50"]) / (dense - probed)
         fixed = extra["default/50"] - probed * per_step
+        steps = per_step / median["plain"]
         print(
-            f"  a probed step: {per_step * 1e3:+.2f} ms ({per_step / median['plain']:.2f} plain "
-            f"steps); a watch's fixed cost: {fixed * 1e3:+.1f} ms; probed steps a block: {probed}"
+            f"  a probed step: {per_step * 1e3:+.2f} ms ({steps:.2f} plain steps); a watch's "
+            f"fixed cost: {fixed * 1e3:+.1f} ms; probed steps a block: {probed}; a long run "
+            f"probed every {EVERY}th step: {1 + steps / EVERY:.3f}x"
         )
     ratio = statistics.median(
         v / p for v, p in zip(times["default/50"], times["plain"], strict=True)
@@ -164,7 +168,8 @@ def report(net: str, times: dict[str, list[float]], lengths: dict[str, int]) -> 
 
 
 def profile(loop: Loop, args: argparse.Namespace) -> None:
-    """cProfile of ``--repeats`` watched blocks at the default schedule, by own time."""
+    """cProfile of ``--repeats`` watched blocks at the default schedule: depthlab's functions
+    by cumulative time, then every function by its own time."""
     loop.block(3, VARIANTS["default/50"])
     profiler = cProfile.Profile()
     profiler.enable()
@@ -172,7 +177,7 @@ def profile(loop: Loop, args: argparse.Namespace) -> None:
         loop.block(args.steps, VARIANTS["default/50"])
     profiler.disable()
     stats = pstats.Stats(profiler).strip_dirs()
-    stats.sort_stats("cumulative").print_stats(40)
+    stats.sort_stats("cumulative").print_stats(r"watch|records|provenance|layer_stats", 40)
     stats.sort_stats("tottime").print_stats(25)
 
 
