@@ -8,6 +8,7 @@ Whether a folder holds a run's finished records is :mod:`depthlab.resume`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib.metadata
 import platform
 from typing import Any
@@ -46,11 +47,17 @@ def record_row(
     return row
 
 
-def versions() -> dict[str, str | None]:
-    """``python_version`` and ``NAME_version`` of each VERSIONED library (None: missing)."""
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str | None], ...]:
     found: dict[str, str | None] = {"python_version": platform.python_version()}
     found.update({f"{name.split('-')[0]}_version": _version(name) for name in VERSIONED})
-    return found
+    return tuple(found.items())
+
+
+def versions() -> dict[str, str | None]:
+    """``python_version`` and ``NAME_version`` of each VERSIONED library (None: missing),
+    read once per process (package metadata takes milliseconds to read)."""
+    return dict(_versions())
 
 
 def _version(distribution: str) -> str | None:

@@ -246,7 +246,8 @@ class Watch:
             self.view.layer_histograms(
                 step, "delta", [g[0] * b for g in inputs.tensors.grads], names
             )
-        recorder.flush()
+        if step == 0 or recorder.seconds_since_flush() > FLUSH_SECONDS:
+            recorder.flush()
 
     def _recorder(self) -> RunRecorder:
         """The run's recorder, made at the first record (when the layers are known)."""
