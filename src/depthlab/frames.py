@@ -44,6 +44,13 @@ def metric(sweep: Sweep, name: str) -> pd.DataFrame:
     return sweep.metrics[sweep.metrics["metric"] == name]
 
 
+def training_loss_metric(sweep: Sweep) -> str:
+    """The sweep's training-loss curve: ``loss`` (the whole training set, at evaluations)
+    where runs record it, else ``batch_loss`` (each step's batch: all that a model recorded
+    by ``depthlab.watch`` has)."""
+    return "batch_loss" if metric(sweep, "loss").empty else "loss"
+
+
 def of_runs(sweep: Sweep, run_ids: pd.Series, column: str) -> pd.Series:
     """The value of the run column ``column`` for each of ``run_ids`` (aligned with them)."""
     if column == "run_id":

@@ -111,7 +111,8 @@ def delta_profile(sweep: Sweep, step: int = 0, hue: str | None = None) -> plt.Fi
         ax.set_xlabel("layer l (L = output)")
         ax.set_ylabel(r"$\|\delta^l\|$ (RMS over the batch)")
     legends(top_right(panels), split, colors, {k: dict(marker=m) for k, m in markers.items()})
-    fig.suptitle(f"backprop error by layer at step {step} (dashed: mean-field theory)")
+    theory = " (dashed: mean-field theory)" if len(predicted) else ""
+    fig.suptitle(f"backprop error by layer at step {step}{theory}")
     return fig
 
 
@@ -232,12 +233,15 @@ def _heat_panel(ax: plt.Axes, grid: pd.DataFrame, cmap, low: float, high: float)
 
 def loss_curves(sweep: Sweep, hue: str | None = None) -> plt.Figure:
     """Training loss (metric ``loss`` at layer 0: the whole training set, at every
-    evaluation) against step, one line per run: colour by ``hue`` (default: the first key
-    that tells runs apart), line style by the second, a panel per value of the rest.
-    Reduction: the mean over a run's seeds at each step; non-finite losses are dropped, and
-    a diverged run ends in an x at its last finite loss. Log y when losses span a decade."""
+    evaluation; ``batch_loss``, each step's batch, for runs that record no ``loss``, such
+    as models recorded by ``depthlab.watch``: :func:`frames.training_loss_metric`) against
+    step, one line per run: colour by ``hue`` (default: the first key that tells runs
+    apart), line style by the second, a panel per value of the rest. Reduction: the mean
+    over a run's seeds at each step; non-finite losses are dropped, and a diverged run ends
+    in an x at its last finite loss. Log y when losses span a decade."""
     split = split_of(sweep, hue)
-    loss = frames.metric(sweep, "loss")
+    metric = frames.training_loss_metric(sweep)
+    loss = frames.metric(sweep, metric)
     loss = loss[(loss["layer"] == NETWORK_LAYER) & np.isfinite(loss["value"].astype(float))]
     loss = loss.merge(sweep.runs[["run_id", *split.keys, "status"]], on="run_id", how="left")
     loss = loss.loc[:, ~loss.columns.duplicated()]
@@ -256,7 +260,9 @@ def loss_curves(sweep: Sweep, hue: str | None = None) -> plt.Figure:
                 ax.plot(curve.index[-1], curve.iloc[-1], "x", ms=8, mew=2, color=color)
         _log_axis_if_wide(ax, loss["value"])
         ax.set_xlabel("step")
-        ax.set_ylabel("training loss (whole training set)")
+        ax.set_ylabel(
+            "training loss (whole training set)" if metric == "loss" else "loss of each batch"
+        )
     legends(top_right(panels), split, colors, {k: dict(ls=s) for k, s in styles.items()})
     fig.suptitle("training loss per run (x: diverged after its last finite loss)")
     return fig

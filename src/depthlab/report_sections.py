@@ -154,7 +154,7 @@ def _few_delta_steps(sweep: Sweep) -> str | None:
 
 
 def _few_loss_steps(sweep: Sweep) -> str | None:
-    n = len(metric_steps(sweep, "loss", layer=0))
+    n = len(metric_steps(sweep, frames.training_loss_metric(sweep), layer=0))
     return None if n >= 2 else f"the training loss is recorded at {n} step(s)"
 
 
