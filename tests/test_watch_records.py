@@ -260,3 +260,18 @@ def test_a_model_without_known_layers_records_its_loss_and_says_so(tmp_path, cap
     rows = read_metrics(tmp_path)
     assert set(rows.metric) == {"batch_loss"} and len(rows) == 3
     assert read_run(tmp_path)["num_layers"] == 0
+
+
+def test_a_killed_loop_leaves_readable_records(tmp_path) -> None:
+    """The process dies inside the loop (no __exit__): run.parquet says running and the
+    records flushed at step 0 read back."""
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    watch = depthlab.watch(model, tmp_path, every=1).__enter__()
+    for _ in range(3):
+        loss = F.cross_entropy(model(torch.randn(16, 6)), torch.arange(16) % 3)
+        model.zero_grad()
+        loss.backward()
+        watch.step(loss)
+    watch.capture.disarm()  # what dying would leave behind, less the hooks
+    assert read_run(tmp_path)["status"] == "running"
+    assert len(at(tmp_path, "delta_norm", step=0)) == 2
