@@ -75,9 +75,9 @@ def test_what_is_left_out_is_one_line_and_in_the_run_row(tmp_path, caplog) -> No
     with caplog.at_level(logging.WARNING, logger="depthlab.watch"):
         watch = train(Mixed(), tmp_path)
     lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 1 and lines[0].startswith("watch: 6 module(s) not recorded:")
+    assert len(lines) == 1 and lines[0].startswith("watch: 6 module(s) not recorded in full:")
     for part in (
-        "embed (Embedding: not a Linear",
+        "embed (Embedding: not a Linear or Conv layer",
         "norm (LayerNorm: a normalisation not right after",
         "attn (MultiheadAttention: own parameters in_proj_weight, in_proj_bias)",
         "attn.out_proj (NonDynamicallyQuantizableLinear: not called",
@@ -256,7 +256,7 @@ def test_a_model_without_known_layers_records_its_loss_and_says_so(tmp_path, cap
             loss.backward()
             watch.step(loss)
     first = caplog.records[0].getMessage()
-    assert "Wrapped called no Linear, Conv1d or Conv2d" in first and "layers=[...]" in first
+    assert "Wrapped called no Linear or Conv layer" in first and "layers=[...]" in first
     rows = read_metrics(tmp_path)
     assert set(rows.metric) == {"batch_loss"} and len(rows) == 3
     assert read_run(tmp_path)["num_layers"] == 0

@@ -148,11 +148,20 @@ def open_view(logger: str, run_folder: Path | str) -> TensorBoardView | None:
     return None if logger == "none" else TensorBoardView(run_folder)
 
 
+def as_scalars(metric: str) -> bool:
+    """Whether the view shows a probe metric as scalars: all but the bins of the histogram
+    probe (``delta_hist_*``, 141 a layer), which the ``delta`` histograms show already."""
+    return not metric.startswith("delta_hist_")
+
+
 def log_probe_values(view: TensorBoardView, step: int, rows: Mapping[str, Any]) -> None:
     """One run's probe values at ``step`` ({metric: values by layer}, as recorded): a row of
-    one value is network-level (a scalar ``network/METRIC``), a longer one per layer."""
+    one value is network-level (a scalar ``network/METRIC``), a longer one per layer; the
+    histogram probe's bins are left out (:func:`as_scalars`)."""
     network = {}
     for metric, row in rows.items():
+        if not as_scalars(metric):
+            continue
         if len(row) == 1:
             network[metric] = float(row[0])
         else:

@@ -1,15 +1,17 @@
 """Capturing one forward and backward pass of a user's model for ``depthlab.watch``.
 
-While armed, hooks read the first call of the model made with gradients enabled (one
-*pass*: a call of the root module; later calls until the next arming, such as a second
-pass or an evaluation, are ignored). For every layer module called in that pass they keep
-its output z^l, the outputs u^l and a^l of its followers (found by data flow: a follower's
-input is the very tensor the layer or its norm returned), ||W^l||_F and, when asked, a copy
-of W^l as the pass used it. During the backward pass a tensor hook reads dJ/dz^l and hooks
-on the parameters take ||dJ/dW^l||_F and ||dJ/db^l|| as the backward leaves them (before
-any clipping or optimiser step). Nothing is copied but what is asked for, and nothing
-changes the computation; an in-place activation (nn.ReLU(inplace=True)) gets z^l or u^l
-copied before it overwrites them.
+While armed, hooks read the first call of the model made with gradients enabled whose
+result is backpropagated (one *pass*: a call of the root module; a call under
+``torch.no_grad()`` is ignored, a call with gradients that no backward pass follows, such
+as an evaluation, is replaced by the next one, and later calls are ignored). For every
+layer module called in that pass they keep a copy of its output z^l and of the outputs u^l
+and a^l of its followers (found by data flow: a follower's input is the very tensor the
+layer or its norm returned, unmodified since), ||W^l||_F and, when asked, a copy of W^l as
+the pass used it. During the backward pass a tensor hook reads dJ/dz^l and hooks on the
+parameters take ||dJ/dW^l||_F and ||dJ/db^l|| as the backward leaves them (before any
+clipping or optimiser step). The copies keep the values as the layer returned them (an
+in-place activation, nn.ReLU(inplace=True), or ``out += skip`` would change them), and
+nothing changes the computation.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class LayerPass:
     weight_norm: torch.Tensor | None = None
     weight_before: torch.Tensor | None = None
     calls: int = 1
+    in_graph: bool = True  # z^l needs a gradient (False: frozen, or run without gradients)
 
 
 class PassCapture:
@@ -67,11 +70,15 @@ class PassCapture:
         self.grads: dict[str, torch.Tensor] = {}
         self.grad_norms: dict[tuple[str, str], torch.Tensor] = {}
         self.state = "waiting"  # waiting -> in_pass -> done
-        self._tails: dict[int, tuple[torch.Tensor, str, str]] = {}  # id -> (t, layer, stage)
+        # id -> (tensor, its version when tracked, layer, stage)
+        self._tails: dict[int, tuple[torch.Tensor, int, str, str]] = {}
         self._last: torch.Tensor | None = None  # the latest layer's last output
         self._handles: list = []
+        self._parameter_handles: list = []
+        self._inplace: dict[int, tuple[str, str] | None] = {}  # id(module) -> its source
 
     def arm(self) -> PassCapture:
+        """Register the hooks; the next pass with gradients is captured."""
         m = self.model
         self._handles += [m.register_forward_pre_hook(self._begin)]
         self._handles += [m.register_forward_hook(self._end)]
@@ -82,25 +89,47 @@ class PassCapture:
                 self._handles.append(block.register_forward_hook(self._block_hook(name)))
         for name, module in self.followers.items():
             self._handles += [
-                module.register_forward_pre_hook(self._copy_before_inplace),
+                module.register_forward_pre_hook(self._before_inplace),
                 module.register_forward_hook(self._follower_hook(name)),
             ]
         return self
 
     def disarm(self) -> None:
-        for handle in self._handles:
+        """Remove every hook (the captured tensors stay)."""
+        for handle in self._handles + self._parameter_handles:
             handle.remove()
         self._handles.clear()
+        self._parameter_handles.clear()
         self._tails.clear()
         self._last = None
 
     @property
     def captured(self) -> bool:
+        """Whether a pass was captured."""
         return self.state == "done"
 
+    @property
+    def backpropagated(self) -> bool:
+        """Whether a backward pass reached the captured pass's layers or their parameters."""
+        return bool(self.grads or self.grad_norms)
+
     def _begin(self, module: nn.Module, inputs: tuple) -> None:
-        if self.state == "waiting" and torch.is_grad_enabled():
+        if not torch.is_grad_enabled():
+            return
+        if self.state == "done" and not self.backpropagated:  # that one was no training pass
+            self._restart()
+        if self.state == "waiting":
             self.state = "in_pass"
+
+    def _restart(self) -> None:
+        """Forget a captured pass that no backward followed. New dicts: the old pass's
+        tensor hooks, should its graph ever be backpropagated, fill the old ones."""
+        for handle in self._parameter_handles:
+            handle.remove()
+        self._parameter_handles.clear()
+        self.order, self.calls, self.followed = [], {}, set()
+        self.grads, self.grad_norms = {}, {}
+        self.state = "waiting"
 
     def _end(self, module: nn.Module, inputs: tuple, output: object) -> None:
         if self.state == "in_pass":
@@ -116,7 +145,8 @@ class PassCapture:
             if name in self.calls:
                 self.calls[name].calls += 1
                 return
-            record = LayerPass(z, kind, fed_by_previous=_first(inputs) is self._last)
+            fed = _first(inputs) is self._last
+            record = LayerPass(z.detach().clone(), kind, fed_by_previous=fed)
             implicit = kind.activation(self.model, name)
             if implicit is not None:
                 record.phi, record.phi_name = implicit
@@ -127,6 +157,7 @@ class PassCapture:
                     record.weight_before = weight.detach().clone()
             self.calls[name] = record
             self.order.append(name)
+            record.in_graph = z.requires_grad
             if z.requires_grad:
                 z.register_hook(_keeper(self.grads, name))
             self._track(z, name, "z")
@@ -142,36 +173,39 @@ class PassCapture:
         return hook
 
     def _track(self, t: torch.Tensor, name: str, stage: str) -> None:
-        self._tails[id(t)] = (t, name, stage)
+        self._tails[id(t)] = (t, t._version, name, stage)
         self._last = t
 
     def _source(self, inputs: tuple) -> tuple[str, str] | None:
-        """(layer, stage) when the first input is a tracked layer output, else None."""
+        """(layer, stage) when the first input is a tracked layer output, unchanged since (an
+        in-place op, ``out += skip``, makes it another tensor), else None."""
         x = _first(inputs)
         entry = self._tails.get(id(x)) if x is not None else None
-        return (entry[1], entry[2]) if entry is not None and entry[0] is x else None
+        if entry is None or entry[0] is not x or entry[1] != x._version:
+            return None
+        return entry[2], entry[3]
 
-    def _copy_before_inplace(self, module: nn.Module, inputs: tuple) -> None:
-        source = self._source(inputs) if self.state == "in_pass" else None
-        if source is None or not getattr(module, "inplace", False):
-            return
-        record = self.calls[source[0]]
-        if source[1] == "z":
-            record.z = record.z.detach().clone()
-        elif source[1] == "u":
-            record.u = record.u.detach().clone()
+    def _before_inplace(self, module: nn.Module, inputs: tuple) -> None:
+        """An in-place follower (nn.ReLU(inplace=True)) changes its input's version: where
+        that input comes from, read before it runs."""
+        if self.state == "in_pass" and getattr(module, "inplace", False):
+            self._inplace[id(module)] = self._source(inputs)
 
     def _follower_hook(self, follower: str):
         def hook(module: nn.Module, inputs: tuple, out: object) -> None:
-            source = self._source(inputs) if self.state == "in_pass" else None
-            if source is None or not isinstance(out, torch.Tensor):
+            if self.state != "in_pass" or not isinstance(out, torch.Tensor):
+                return
+            inplace = getattr(module, "inplace", False)
+            source = self._inplace.pop(id(module), None) if inplace else self._source(inputs)
+            if source is None:
                 return
             name, stage = source
             record, role = self.calls[name], follower_role(module)
             if role == "norm" and stage == "z" and record.u is None:
-                record.u = out
+                record.u = out.detach().clone()
             elif role == "activation" and stage != "a" and record.phi is None:
-                record.a, record.phi, record.phi_name = out, module, activation_label(module)
+                record.a, record.phi = out.detach().clone(), module
+                record.phi_name = activation_label(module)
             else:
                 return
             self.followed.add(follower)
@@ -186,11 +220,8 @@ class PassCapture:
             for attr in ("weight", "bias"):
                 p = getattr(module, attr, None)
                 if isinstance(p, nn.Parameter) and p.requires_grad:
-                    self._handles.append(
-                        p.register_post_accumulate_grad_hook(
-                            _grad_norm(self.grad_norms, (name, attr))
-                        )
-                    )
+                    take = _grad_norm(self.grad_norms, (name, attr))
+                    self._parameter_handles.append(p.register_post_accumulate_grad_hook(take))
 
 
 def _first(inputs: tuple) -> torch.Tensor | None:

@@ -1,13 +1,15 @@
 """Which modules of a user's model ``depthlab.watch`` records, and what it cannot record.
 
 A *watched layer* is one call of an affine module, a registered :data:`LAYER_KINDS` entry
-(nn.Linear, nn.Conv1d, nn.Conv2d, and depthlab's own batched linear map): its output is the
-pre-activation z^l and delta^l = dJ/dz^l. Layers are numbered l = 1..L in the order of the
-first forward pass. A layer's *followers* are the modules its output flows into directly: at
-most one normalisation module, whose output is u^l, then at most one activation module, whose
-output is a^l = phi(u^l) (u^l = z^l without normalisation; a^l = u^l without activation, as
-for an output layer). A user may instead name the layer modules (``layers=[...]``, names of
-``model.named_modules()``), any module with a tensor output then.
+(nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, and depthlab's own batched linear map): its
+output is the pre-activation z^l and delta^l = dJ/dz^l. Layers are numbered l = 1..L in the
+order of the first forward pass. A layer's *followers* are the modules its output flows
+into directly: at most one normalisation module, whose output is u^l, then at most one
+activation module, whose output is a^l = phi(u^l) (u^l = z^l without normalisation;
+a^l = u^l without an activation module, as for an output layer, or where the activation is
+a function such as F.relu, which watch cannot see). A user may instead name the layer
+modules (``layers=[...]``, names of ``model.named_modules()``), any module with a tensor
+output then.
 
 What is left out is said, never silently dropped (:func:`skipped`): modules with parameters
 of their own that are neither a watched layer nor one of its followers (a pre-norm LayerNorm,
@@ -51,6 +53,7 @@ LAYER_KINDS: Registry[LayerKind] = Registry("watched layer kind")
 LAYER_KINDS.register("linear")(LayerKind(nn.Linear))
 LAYER_KINDS.register("conv1d")(LayerKind(nn.Conv1d))
 LAYER_KINDS.register("conv2d")(LayerKind(nn.Conv2d))
+LAYER_KINDS.register("conv3d")(LayerKind(nn.Conv3d))
 
 
 def _depthlab_block(root: nn.Module, name: str) -> Layer | None:
@@ -84,10 +87,13 @@ LAYER_KINDS.register("depthlab_linear")(
 NORM_TYPES: tuple[type[nn.Module], ...] = (
     nn.BatchNorm1d,
     nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
     nn.LayerNorm,
     nn.GroupNorm,
     nn.InstanceNorm1d,
     nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
     *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
     BatchNorm,
     LayerNorm,
@@ -205,6 +211,6 @@ def skipped(
         elif any(True for _ in module.children()):  # a container's own tensors
             why = f"own parameters {', '.join(own)}"
         else:
-            why = "not a Linear, Conv1d or Conv2d: name it in layers=[...] to watch it"
+            why = "not a Linear or Conv layer: name it in layers=[...] to watch it"
         notes.append(f"{name or kind} ({kind}: {why})")
     return notes

@@ -45,7 +45,8 @@ F64 = torch.float64
 class WatchInput:
     """One captured pass of the watched layers (in order), per sample (see module docstring).
 
-    ``reached``: whether any gradient reached z^l; ``weight_grad_norm``, ``bias_grad_norm``,
+    ``reached``: whether any gradient reached z^l (``LayerPass.in_graph``: whether one could);
+    ``weight_grad_norm``, ``bias_grad_norm``,
     ``weight_norm``: per layer, None where the layer has no such parameter (or no gradient
     reached it); ``weights_after``: each W^l after the update (for update ratios)."""
 
@@ -78,9 +79,12 @@ def watch_probe_names(spec: str | list[str] | tuple[str, ...]) -> list[str]:
     return expanded
 
 
-def per_sample(layers: list[LayerPass], grads: list[torch.Tensor | None]) -> LayerTensors:
+def per_sample(
+    layers: list[LayerPass], grads: list[torch.Tensor | None], grad_scale: float = 1.0
+) -> LayerTensors:
     """The captured tensors as (1, B, m^l) per-sample views; a^l = phi(u^l) recomputed where
-    the activation is a function inside a block; a zero gradient where none reached z^l."""
+    the activation is a function inside a block; the gradients divided by ``grad_scale``
+    (the loss scale of mixed precision), a zero gradient where none reached z^l."""
 
     def flat(t: torch.Tensor, kind_samples: Callable) -> torch.Tensor:
         s = kind_samples(t.detach())
@@ -100,55 +104,83 @@ def per_sample(layers: list[LayerPass], grads: list[torch.Tensor | None]) -> Lay
         t.preacts.append(z)
         t.normed.append(u)
         t.outputs.append(a)
-        t.grads.append(flat(grad, samples) if grad is not None else torch.zeros_like(z))
+        if grad is None:
+            t.grads.append(torch.zeros_like(z))
+        else:
+            t.grads.append(
+                flat(grad, samples) / grad_scale if grad_scale != 1 else flat(grad, samples)
+            )
     return t
 
 
 def slopes(p: WatchInput) -> list[torch.Tensor]:
     """phi'(u^l) per layer as (1, B, m^l), by autograd through the layer's own activation
-    on u^l in its own shape (a per-channel PReLU needs it); 1 without an activation."""
+    on u^l in its own shape (a per-channel PReLU needs it); NaN where no activation module
+    follows the layer (none, or one written as a function, F.relu: watch cannot tell). The
+    random state is restored after: a random activation (nn.RReLU) draws its slopes anew,
+    and the user's next draws are those they would have been."""
     found = []
-    for record, u in zip(p.layers, p.tensors.normed, strict=True):
-        if record.phi is None:
-            found.append(torch.ones_like(u))
-            continue
-        raw = record.u if record.u is not None else record.z
-        x = record.kind.samples(raw.detach()).requires_grad_(True)
-        with torch.enable_grad():  # phi on a copy: an in-place phi must not touch x
-            h = record.phi(x.clone())
-            (slope,) = torch.autograd.grad(h, x, torch.ones_like(h))
-        found.append(slope.reshape(u.shape))
+    devices = [x.device.index for x in p.tensors.normed[:1] if x.device.type == "cuda"]
+    with torch.random.fork_rng(devices=devices):
+        for record, u in zip(p.layers, p.tensors.normed, strict=True):
+            if record.phi is None:
+                found.append(torch.full_like(u, float("nan")))
+                continue
+            raw = record.u if record.u is not None else record.z
+            x = record.kind.samples(raw.detach()).requires_grad_(True)
+            with torch.enable_grad():  # phi on a copy: an in-place phi must not touch x
+                h = record.phi(x.clone())
+                (slope,) = torch.autograd.grad(h, x, torch.ones_like(h))
+            found.append(slope.reshape(u.shape))
     return found
 
 
 @WATCH_PROBES.register("delta")
 def delta(p: WatchInput) -> dict[str, torch.Tensor]:
     """delta_norm, delta_mean_abs, delta_underflow, delta_nonfinite (see the module
-    docstring). An exact-zero delta^l is an underflow (NaN, flagged) unless it is exact: no
-    gradient reached z^l, phi'(u^l) = 0 for every unit and sample, or layer l+1 reads a^l
-    itself and its delta is an exact zero; the last layer's zero is exact (the loss's own)."""
+    docstring); NaN where z^l needs no gradient (a frozen layer, or one run without
+    gradients: autograd never computes delta^l there). A delta^l that is exactly 0 is an
+    underflow (NaN, flagged) or exact (see :func:`underflowed`)."""
     norm, mean_abs = delta_sums(p.tensors)
     underflow = torch.zeros_like(norm, dtype=torch.bool)
     if bool((norm == 0).any()):  # the one host sync, where a delta could have underflowed
         underflow = underflowed(p, norm)
+    absent = absent_layers(p, norm.device)
     nan = torch.full_like(norm, float("nan"))
+    lost = underflow | absent
     return {
-        "delta_norm": torch.where(underflow, nan, norm),
-        "delta_mean_abs": torch.where(underflow, nan, mean_abs),
-        "delta_underflow": underflow.to(F64),
-        "delta_nonfinite": (~torch.isfinite(norm)).to(F64),
+        "delta_norm": torch.where(lost, nan, norm),
+        "delta_mean_abs": torch.where(lost, nan, mean_abs),
+        "delta_underflow": (underflow & ~absent).to(F64),
+        "delta_nonfinite": (~torch.isfinite(norm) & ~absent).to(F64),
     }
 
 
+def absent_layers(p: WatchInput, device: torch.device) -> torch.Tensor:
+    """(1, L): True where z^l is outside autograd's graph (no delta^l is computed)."""
+    return torch.tensor([[not record.in_graph for record in p.layers]], device=device)
+
+
 def underflowed(p: WatchInput, norm: torch.Tensor) -> torch.Tensor:
-    """(1, L): True where delta^l is 0 only because it fell below the dtype's range."""
+    """(1, L): True where delta^l is 0 only because it fell below the dtype's range. A zero
+    is exact when no gradient reached z^l although it could (an unused output), when
+    phi'(u^l) = 0 on every unit and sample (a layer of dead ReLUs), when layer l+1 reads a^l
+    itself and its delta is an exact zero, at the last layer (the loss's own), and when no
+    layer above it came near the dtype's bottom (every nonzero delta^k, k > l, above
+    tiny / eps, 1e-31 in float32, 1e-292 in float64): a delta underflows after shrinking
+    layer by layer through the dtype's lowest decades, never from a normal size at once."""
     zero = (norm == 0)[0].tolist()
-    stopped = [not reached for reached in p.reached]
-    stopped = [s or bool((d == 0).all()) for s, d in zip(stopped, slopes(p), strict=True)]
-    exact = [False] * len(zero)
+    values = norm[0].tolist()
+    info = torch.finfo(p.tensors.grads[-1].dtype)
+    floor = info.tiny / info.eps  # tiny * 2^mantissa bits
+    dead = [bool((d == 0).all()) for d in slopes(p)]
+    exact, smallest = [False] * len(zero), float("inf")
     for l in range(len(zero) - 1, -1, -1):
-        above = l == len(zero) - 1 or (p.layers[l + 1].fed_by_previous and exact[l + 1])
-        exact[l] = zero[l] and (stopped[l] or above)
+        chained = l + 1 < len(zero) and p.layers[l + 1].fed_by_previous and exact[l + 1]
+        stopped = not p.reached[l] or dead[l] or chained or l == len(zero) - 1
+        exact[l] = zero[l] and (stopped or smallest > floor)
+        if not zero[l]:
+            smallest = min(smallest, values[l])
     lost = [z and not e for z, e in zip(zero, exact, strict=True)]
     return torch.tensor([lost], device=norm.device)
 
@@ -174,7 +206,15 @@ def grads(p: WatchInput) -> dict[str, torch.Tensor]:
 
 for _name, _fn in (("preacts", preacts), ("acts", acts), ("quantiles", quantiles)):
     WATCH_PROBES.register(_name)(lambda p, fn=_fn: fn(ProbeInput(None, p.tensors)))
-WATCH_PROBES.register("histogram")(lambda p: histogram(ProbeInput(None, p.tensors)))
+
+
+@WATCH_PROBES.register("histogram")
+def delta_histogram(p: WatchInput) -> dict[str, torch.Tensor]:
+    """delta_hist_*: layer_stats.histogram's bins of |delta_i^l|; NaN where z^l is outside
+    autograd's graph."""
+    found = histogram(ProbeInput(None, p.tensors))
+    absent = absent_layers(p, p.tensors.grads[0].device)
+    return {name: row.masked_fill(absent, float("nan")) for name, row in found.items()}
 
 
 @WATCH_PROBES.register("units")
@@ -182,7 +222,8 @@ def units(p: WatchInput) -> dict[str, torch.Tensor]:
     """dphi_mean: mean of phi'(u^l) over samples and units; saturation: the fraction of
     (sample, unit) pairs where |phi(u) - center| > half_width (rule by activation name in
     layer_stats.SATURATION; NaN for other activations); dead_frac: the fraction of units
-    with phi'(u) = 0 for every sample of the batch."""
+    with phi'(u) = 0 for every sample of the batch. All three are NaN where no activation
+    module follows the layer (see :func:`slopes`)."""
     derivatives = slopes(p)
     names = [r.phi_name for r in p.layers]
     saturated = []
@@ -194,6 +235,8 @@ def units(p: WatchInput) -> dict[str, torch.Tensor]:
     no_rule = torch.tensor([name not in SATURATION for name in names], device=device)
     (saturation,) = by_layer(saturated, batch_sum)
     total, dead = by_layer(derivatives, batch_sum, lambda d: (d == 0).all(dim=2).to(F64).mean(2))
+    unknown = torch.tensor([[r.phi is None for r in p.layers]], device=device)
+    dead = dead.masked_fill(unknown, float("nan"))
     return {
         "dphi_mean": total / n,
         "saturation": (saturation / n).masked_fill(no_rule, float("nan")),

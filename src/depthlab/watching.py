@@ -26,11 +26,9 @@ the records go on as long as the loop does.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
-import platform
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,11 +37,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from depthlab import locks
 from depthlab.errors import ConfigError
+from depthlab.live import LIVE_DIR, as_scalars, check_logger, open_view
 from depthlab.probes import host_rows
 from depthlab.probes.schedule import ProbeSchedule, Steps
-from depthlab.provenance import now, versions
-from depthlab.records import NETWORK_LAYER, RunRecorder
+from depthlab.provenance import now
+from depthlab.records import METRICS_DIR, NETWORK_LAYER, RUN_FILE, RunRecorder, set_aside
 from depthlab.watch_capture import PassCapture
 from depthlab.watch_layers import WatchedLayer, candidates, custom_kind, kind_of, skipped
 from depthlab.watch_probes import (
@@ -53,6 +53,7 @@ from depthlab.watch_probes import (
     per_sample,
     watch_probe_names,
 )
+from depthlab.watch_row import check_config, check_counts, probes_text, run_row
 
 LOG = logging.getLogger("depthlab.watch")
 CHECK_EVERY = 10  # steps between reading the batch losses back from the device
@@ -83,7 +84,9 @@ def watch(
 
 
 class Watch:
-    """The records of one model trained by the user's loop (use :func:`watch`)."""
+    """The records of one model trained by the user's loop (use :func:`watch`). While it is
+    open it holds the run folder's lock (``depthlab.locks``): a second writer, in this
+    process or another, is refused with one line naming the holder."""
 
     def __init__(
         self,
@@ -97,16 +100,14 @@ class Watch:
         logger: str,
         config: Mapping[str, Any] | None,
     ) -> None:
-        _check_counts(every=every, log_points=log_points, steps=steps)
+        check_counts(every=every, log_points=log_points, steps=steps)
         if log_points and steps is None:
             raise ConfigError("log_points", log_points, "0 unless steps is given", "needs steps")
-        from depthlab.live import check_logger
-
         check_logger(logger)
         self.model, self.folder, self.logger = model, Path(folder), logger
         self.probes = watch_probe_names(probes)
-        self.config = {"probes": _spec(probes), "every": every, "log_points": log_points}
-        self.config.update({"steps": steps, **(config or {})})
+        self.columns = {"probes": probes_text(probes), "every": every, "log_points": log_points}
+        self.columns.update({"steps": steps, **check_config(config)})
         schedule = ProbeSchedule(names=self.probes, every=every, log_points=log_points)
         last = steps - 1 if steps is not None else UNBOUNDED  # step t: the pass of update t+1
         self.schedule = schedule.steps(last) if self.probes else Steps(-1)
@@ -123,32 +124,53 @@ class Watch:
         self.final: dict[str, Any] = {}
         self.start = time.perf_counter()
         self.started_at = now()
+        self.held: contextlib.ExitStack | None = None
 
     def __enter__(self) -> Watch:
-        self._arm(0)
+        if self.held is not None:
+            raise RuntimeError("a watch records one run: open a new one with depthlab.watch")
+        self.held = contextlib.ExitStack()
+        self.held.enter_context(locks.locked([self.folder]))
+        self._arm()
         return self
 
-    def step(self, loss: torch.Tensor | float) -> None:
+    def step(self, loss: torch.Tensor | float, grad_scale: float = 1.0) -> None:
         """After update t+1 (``optimizer.step()``): record step t (``loss``: that pass's
-        batch-mean loss) and get ready for the next pass."""
+        batch-mean loss) and get ready for the next pass. ``grad_scale``: the factor the
+        backward pass's loss was multiplied by (mixed precision's ``scaler.get_scale()``,
+        read before ``scaler.update()``); deltas and gradient norms are divided by it."""
         t = self.steps_done
         self.pending.append(torch.as_tensor(loss).detach().reshape(()).to(torch.float64))
         if self.capture is not None:
             capture, self.capture = self.capture, None
             capture.disarm()
             if capture.captured:
-                self._measure(t, capture)
+                self._measure(t, capture, float(grad_scale))
             else:
                 LOG.warning("watch: step %d had no forward pass with gradients: not probed", t)
         self.steps_done = t + 1
+        if t == 0:
+            self._recorder()  # run.parquet is on disk from the first step
         if self.steps_done % CHECK_EVERY == 0:
             self._read_losses()
         if self.steps_done in self.schedule:
-            self._arm(self.steps_done)
+            self._arm()
 
     def __exit__(self, kind: type | None, error: BaseException | None, trace: object) -> None:
         if self.capture is not None:
             self.capture.disarm()
+        try:
+            self._finish(error)
+        finally:
+            if self.view is not None:
+                self.view.close()
+            if self.held is not None:
+                self.held.close()
+
+    # the parts
+
+    def _finish(self, error: BaseException | None) -> None:
+        """Read back what waits and record how the run ended."""
         status, fields = "ok", {}
         try:
             self._read_losses()
@@ -158,7 +180,6 @@ class Watch:
             status, fields = "failed", {"error": f"{type(error).__name__}: {error}"}
         elif self.diverged_step is not None:
             status = "diverged"
-        recorder = self._recorder()
         fields.update(
             self.final,
             steps_done=self.steps_done,
@@ -166,23 +187,18 @@ class Watch:
             wall_time_s=time.perf_counter() - self.start,
             finished_at=now(),
         )
-        recorder.finish(status, **fields)
-        if self.view is not None:
-            self.view.close()
+        self._recorder().finish(status, **fields)
 
-    # the parts
-
-    def _arm(self, step: int) -> None:
+    def _arm(self) -> None:
         if self.layers:
             found = {x.name: (x.module, x.kind) for x in self.layers}
         else:  # the first pass finds the layers
-            found = {
-                n: (m, custom_kind(m) if self.named else kind_of(m)) for n, m in self.found.items()
-            }
+            kind = custom_kind if self.named else kind_of
+            found = {n: (m, kind(m)) for n, m in self.found.items()}
         keep = any(name in AROUND_UPDATE for name in self.probes)
         self.capture = PassCapture(self.model, found, keep_weights=keep).arm()
 
-    def _measure(self, step: int, capture: PassCapture) -> None:
+    def _measure(self, step: int, capture: PassCapture, grad_scale: float) -> None:
         if not self.layers:
             self._settle_layers(capture)
         names = [x.name for x in self.layers]
@@ -191,12 +207,15 @@ class Watch:
         if not all(n in capture.calls for n in names):
             LOG.warning("watch: step %d's pass did not call every watched layer: not probed", step)
             return
+        if not capture.backpropagated:
+            LOG.warning("watch: step %d's pass had no backward pass: not probed", step)
+            return
         calls = [capture.calls[n] for n in names]
         grads = [capture.grads.get(n) for n in names]
-        norms = capture.grad_norms
+        norms = {key: norm / grad_scale for key, norm in capture.grad_norms.items()}
         after = [x.parameters()[0] for x in self.layers] if capture.keep_weights else None
         inputs = WatchInput(
-            per_sample(calls, grads),
+            per_sample(calls, grads, grad_scale),
             calls,
             [g is not None for g in grads],
             [norms.get((n, "weight")) for n in names],
@@ -216,16 +235,24 @@ class Watch:
             WatchedLayer(n, *capture.layers[n]) for n in capture.order if n not in reused
         ]
         self.skipped = skipped(self.model, self.layers, capture.followed, reused)
+        self.skipped += [
+            f"{x.name} ({type(x.module).__name__}: its output needs no gradient, frozen or "
+            "run without gradients: delta not measured)"
+            for x in self.layers
+            if not capture.calls[x.name].in_graph
+        ]
         if not self.layers:
             LOG.warning(
-                "watch: %s called no Linear, Conv1d or Conv2d once in its first pass: only "
+                "watch: %s called no Linear or Conv layer once in its first pass: only "
                 "batch_loss is recorded; name the layers to watch with layers=[...]",
                 type(self.model).__name__,
             )
             self.schedule = Steps(-1)
         if self.skipped:
             LOG.warning(
-                "watch: %d module(s) not recorded: %s", len(self.skipped), "; ".join(self.skipped)
+                "watch: %d module(s) not recorded in full: %s",
+                len(self.skipped),
+                "; ".join(self.skipped),
             )
 
     def _log(self, step: int, rows: dict[str, np.ndarray], inputs: WatchInput) -> None:
@@ -234,57 +261,46 @@ class Watch:
         for metric, row in rows.items():
             recorder.log(step, layer_numbers, metric, row)
         if "delta_norm" in rows:
-            ratio = float(rows["delta_norm"][0] / rows["delta_norm"][-1])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = float(rows["delta_norm"][0] / rows["delta_norm"][-1])
             self.final.setdefault("delta_ratio_initial", ratio)
             self.final["delta_ratio_final"] = ratio
         if self.view is not None:
-            names = [x.name for x in self.layers]
-            for metric, row in rows.items():
-                self.view.layer_scalars(step, metric, row, names)
-            self.view.layer_histograms(step, "act", [a[0] for a in inputs.tensors.outputs], names)
-            b = inputs.tensors.batch_size
-            self.view.layer_histograms(
-                step, "delta", [g[0] * b for g in inputs.tensors.grads], names
-            )
+            self._show(step, rows, inputs)
         if step == 0 or recorder.seconds_since_flush() > FLUSH_SECONDS:
             recorder.flush()
 
-    def _recorder(self) -> RunRecorder:
-        """The run's recorder, made at the first record (when the layers are known)."""
-        if self.recorder is None:
-            self.recorder = RunRecorder(self.folder, self._row(), seed=0)
-            from depthlab.live import open_view
+    def _show(self, step: int, rows: dict[str, np.ndarray], inputs: WatchInput) -> None:
+        """The live view of a probed step: each metric as scalars by layer (the delta
+        histogram's bins are shown as histograms instead), act and delta histograms."""
+        names, t = [x.name for x in self.layers], inputs.tensors
+        for metric, row in rows.items():
+            if as_scalars(metric):
+                self.view.layer_scalars(step, metric, row, names)
+        self.view.layer_histograms(step, "act", [a[0] for a in t.outputs], names)
+        self.view.layer_histograms(step, "delta", [g[0] * t.batch_size for g in t.grads], names)
 
+    def _recorder(self) -> RunRecorder:
+        """The run's recorder, made at the first step (when the layers are known). Earlier
+        records in the folder, a live view's event files with them, are set aside."""
+        if self.recorder is None:
+            set_aside(self.folder, [RUN_FILE, METRICS_DIR, LIVE_DIR])
+            names = [x.name for x in self.layers]
+            row = run_row(self.model, names, self.skipped, self.columns, self.started_at)
+            self.recorder = RunRecorder(self.folder, row, seed=0)
             self.view = open_view(self.logger, self.folder)
         return self.recorder
 
-    def _row(self) -> dict[str, Any]:
-        device = next((p.device for p in self.model.parameters()), torch.device("cpu"))
-        return {
-            "run_id": uuid.uuid4().hex[:12],
-            "model": type(self.model).__name__,
-            "num_layers": len(self.layers),
-            "layer_names": json.dumps([x.name for x in self.layers]),
-            "skipped_layers": "; ".join(self.skipped),
-            **self.config,
-            "device_resolved": str(device),
-            "device_name": (
-                torch.cuda.get_device_name(device)
-                if device.type == "cuda"
-                else platform.processor() or platform.machine()
-            ),
-            "started_at": self.started_at,
-            **versions(),
-        }
-
     def _read_losses(self) -> None:
-        """Log the pending batch losses and note the first non-finite one."""
+        """Log the pending batch losses, note the first non-finite one, and flush when the
+        last flush is FLUSH_SECONDS old."""
         if not self.pending:
             return
         values = torch.stack(self.pending).cpu().numpy()
         self.pending.clear()
         steps = np.arange(self.steps_done - len(values), self.steps_done)
-        self._recorder().log(steps, NETWORK_LAYER, "batch_loss", values)
+        recorder = self._recorder()
+        recorder.log(steps, NETWORK_LAYER, "batch_loss", values)
         bad = np.flatnonzero(~np.isfinite(values))
         if len(bad) and self.diverged_step is None:
             self.diverged_step = int(steps[bad[0]])
@@ -292,19 +308,8 @@ class Watch:
             for s, v in zip(steps, values, strict=True):
                 self.view.scalars(int(s), {"batch_loss": float(v)})
         self.final["final_batch_loss"] = float(values[-1])
-
-
-def _check_counts(**counts: int | None) -> None:
-    for key, value in counts.items():
-        if value is None and key == "steps":
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < (key == "steps"):
-            low = 1 if key == "steps" else 0
-            raise ConfigError(key, value, f"an integer >= {low}")
-
-
-def _spec(probes: str | list[str]) -> str:
-    return probes if isinstance(probes, str) else ",".join(probes)
+        if recorder.seconds_since_flush() > FLUSH_SECONDS:
+            recorder.flush()
 
 
 __all__ = ["Watch", "watch"]
