@@ -206,6 +206,8 @@ def skipped(
         kind = type(module).__name__
         if isinstance(module, NORM_TYPES):
             why = "a normalisation not right after a watched layer"
+        elif kind_of(module) is not None and not name:
+            why = "the model is one layer: watch records the layers inside a model"
         elif kind_of(module) is not None:
             why = "not called in the first pass with gradients"
         elif any(True for _ in module.children()):  # a container's own tensors

@@ -140,7 +140,7 @@ class Watch:
         backward pass's loss was multiplied by (mixed precision's ``scaler.get_scale()``,
         read before ``scaler.update()``); deltas and gradient norms are divided by it."""
         t = self.steps_done
-        self.pending.append(torch.as_tensor(loss).detach().reshape(()).to(torch.float64))
+        self.pending.append(loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(loss))
         if self.capture is not None:
             capture, self.capture = self.capture, None
             capture.disarm()
@@ -296,7 +296,7 @@ class Watch:
         last flush is FLUSH_SECONDS old."""
         if not self.pending:
             return
-        values = torch.stack(self.pending).cpu().numpy()
+        values = torch.stack([x.reshape(()).double() for x in self.pending]).cpu().numpy()
         self.pending.clear()
         steps = np.arange(self.steps_done - len(values), self.steps_done)
         recorder = self._recorder()
