@@ -33,14 +33,17 @@ def batch() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(16, 6, generator=torch.Generator().manual_seed(1)), torch.arange(16) % 3
 
 
-def loop(model, folder, steps: int = 3, evaluate: bool = False, scale: float = 1.0, **options):
+def loop(model, folder, steps: int = 3, evaluate: str = "", scale: float = 1.0, **options):
     """SGD on one batch, watched every step; ``evaluate``: an evaluation pass with gradients
-    enabled after each watch.step; ``scale``: the loss is multiplied by it for backward."""
+    enabled (never backpropagated) "after" each watch.step or "before_backward" (between the
+    training pass and its backward); ``scale``: the loss is multiplied by it for backward."""
     x, y = batch()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
     with depthlab.watch(model, folder, every=1, **options) as watch:
         for _ in range(steps):
             loss = F.cross_entropy(model(x), y)
+            if evaluate == "before_backward":
+                F.cross_entropy(model(x[:4]), y[:4])
             optimizer.zero_grad()
             (loss * scale).backward()
             for p in model.parameters():
@@ -48,15 +51,19 @@ def loop(model, folder, steps: int = 3, evaluate: bool = False, scale: float = 1
                     p.grad /= scale
             optimizer.step()
             watch.step(loss, grad_scale=scale)
-            if evaluate:
+            if evaluate == "after":
                 model.eval()
                 F.cross_entropy(model(x[:4]), y[:4])  # gradients on, never backpropagated
                 model.train()
+    return watch
 
 
-def test_an_evaluation_with_gradients_between_steps_is_not_the_training_pass(tmp_path) -> None:
+@pytest.mark.parametrize("evaluate", ["after", "before_backward"])
+def test_an_evaluation_with_gradients_is_not_the_training_pass(tmp_path, evaluate) -> None:
+    """A pass with gradients that nothing backpropagates, after watch.step or between the
+    training pass and its backward, changes no record."""
     loop(mlp(), tmp_path / "plain")
-    loop(mlp(), tmp_path / "evaluated", evaluate=True)
+    loop(mlp(), tmp_path / "evaluated", evaluate=evaluate)
     for metric in ("delta_norm", "weight_grad_norm", "act_mean"):
         for step in (0, 1, 2):
             np.testing.assert_allclose(
@@ -189,6 +196,9 @@ def test_a_second_writer_is_refused_and_a_rerun_sets_everything_aside(tmp_path) 
         ({"run_id": 7}, "config=run_id: taken"),
         ({"torch_version": "x"}, "config=torch_version: taken"),
         ({"widths": [1, 2]}, r"config.widths=\[1, 2\]: not a scalar"),
+        ({"path": "x"}, "config=path: taken"),
+        ({"sweep": "x"}, "config=sweep: taken"),
+        ({"device_resolved": "x"}, "config=device_resolved: taken"),
     ],
 )
 def test_config_cannot_overwrite_the_run_row(tmp_path, config, message) -> None:
@@ -211,3 +221,60 @@ def test_batch_losses_are_flushed_as_the_loop_goes(tmp_path, monkeypatch) -> Non
     assert len(at(tmp_path, "batch_loss", 19)) == 1 and read_run(tmp_path)["status"] == "running"
     watch.__exit__(None, None, None)
     assert read_run(tmp_path)["status"] == "ok"
+
+
+class Recursive(nn.Module):
+    """A forward that calls the model itself (a two-part net run as model(x, part=...))."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.inp, self.mid, self.out = nn.Linear(6, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor, part: str = "all") -> torch.Tensor:
+        if part == "head":
+            return self.out(torch.tanh(x))
+        return self(self.mid(torch.tanh(self.inp(x))), part="head")
+
+
+def test_a_forward_calling_the_model_is_one_pass(tmp_path) -> None:
+    watch = loop(Recursive(), tmp_path)
+    assert [w.name for w in watch.layers] == ["inp", "mid", "out"] and not watch.skipped
+
+
+def test_layers_found_after_step_0_reach_the_run_row(tmp_path) -> None:
+    """Step 0 had no pass with gradients (a loss logged under no_grad): the run row written
+    then is rewritten when the layers are found, so sweeps align them."""
+    model, (x, y) = mlp(), batch()
+    with depthlab.watch(model, tmp_path, every=1) as watch:
+        with torch.no_grad():
+            watch.step(F.cross_entropy(model(x), y))
+        assert read_run(tmp_path)["num_layers"] == 0
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        watch.step(loss)
+        assert read_run(tmp_path)["num_layers"] == 3
+    assert len(at(tmp_path, "delta_norm", 1)) == 3
+
+
+def test_a_watch_that_fails_to_start_gives_its_folder_back(tmp_path, monkeypatch) -> None:
+    def broken(self) -> None:
+        raise RuntimeError("arming failed")
+
+    monkeypatch.setattr(depthlab.Watch, "_arm", broken)
+    failed = depthlab.watch(mlp(), tmp_path)
+    with pytest.raises(RuntimeError, match="arming failed"):
+        failed.__enter__()
+    monkeypatch.undo()
+    loop(mlp(), tmp_path)  # the folder is free while ``failed`` lives
+    assert read_run(tmp_path)["status"] == "ok"
+
+
+def test_bad_step_arguments_are_one_line(tmp_path) -> None:
+    model, (x, y) = mlp(), batch()
+    with depthlab.watch(model, tmp_path) as watch:
+        losses = F.cross_entropy(model(x), y, reduction="none")
+        with pytest.raises(ConfigError, match="loss=a tensor of 16: invalid value; allowed: one"):
+            watch.step(losses)
+        with pytest.raises(ConfigError, match="grad_scale=0"):
+            watch.step(losses.mean(), grad_scale=0)

@@ -265,6 +265,11 @@ class RunRecorder:
         if self._buffered >= MAX_BUFFERED_ROWS:
             self.flush()
 
+    def update_row(self, **fields: Any) -> None:
+        """Set ``fields`` of the run row and rewrite run.parquet at once (still running)."""
+        self.row.update(fields)
+        _write_atomic(run_table(self.row), self.run_dir / RUN_FILE, **RUN_WRITE)
+
     def seconds_since_flush(self) -> float:
         return time.monotonic() - self._last_flush
 

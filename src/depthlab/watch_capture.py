@@ -1,23 +1,23 @@
-"""Capturing one forward and backward pass of a user's model for ``depthlab.watch``.
+"""Capturing the forward and backward pass of a user's model for ``depthlab.watch``.
 
-While armed, hooks read the first call of the model made with gradients enabled whose
-result is backpropagated (one *pass*: a call of the root module; a call under
-``torch.no_grad()`` is ignored, a call with gradients that no backward pass follows, such
-as an evaluation, is replaced by the next one, and later calls are ignored). For every
-layer module called in that pass they keep a copy of its output z^l and of the outputs u^l
-and a^l of its followers (found by data flow: a follower's input is the very tensor the
-layer or its norm returned, unmodified since), ||W^l||_F and, when asked, a copy of W^l as
-the pass used it. During the backward pass a tensor hook reads dJ/dz^l and hooks on the
-parameters take ||dJ/dW^l||_F and ||dJ/db^l|| as the backward leaves them (before any
-clipping or optimiser step). The copies keep the values as the layer returned them (an
-in-place activation, nn.ReLU(inplace=True), or ``out += skip`` would change them), and
-nothing changes the computation.
+While armed, hooks read every call of the root module made with gradients enabled (a
+*pass*; calls under ``torch.no_grad()`` are ignored, and so are calls after the first
+:data:`MAX_PASSES`); the pass recorded is the first whose layers a backward pass reached
+(:meth:`PassCapture.chosen`): an evaluation with gradients that nothing backpropagates is
+passed over, before or after the training pass. For every layer module called in a pass
+they keep a copy of its output z^l and of the outputs u^l and a^l of its followers (found
+by data flow: a follower's input is the very tensor the layer or its norm returned,
+unmodified since), ||W^l||_F and, when asked, a copy of W^l as the pass used it. During the
+backward pass a tensor hook reads dJ/dz^l and hooks on the parameters take ||dJ/dW^l||_F and
+||dJ/db^l|| as the backward leaves them (before any clipping or optimiser step). The copies
+keep the values as the layer returned them (an in-place activation, nn.ReLU(inplace=True),
+or ``out += skip`` would change them), and nothing changes the computation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -25,6 +25,7 @@ from torch import nn
 from depthlab.watch_layers import LayerKind, activation_label, follower_role
 
 F64 = torch.float64
+MAX_PASSES = 4  # passes with gradients kept per probed step (each holds copies of its tensors)
 
 
 @dataclass
@@ -44,16 +45,26 @@ class LayerPass:
     in_graph: bool = True  # z^l needs a gradient (False: frozen, or run without gradients)
 
 
+@dataclass
+class Pass:
+    """One call of the model with gradients: its layers in call order, their records, the
+    follower modules seen, and (filled by the backward pass) dJ/dz^l by layer name. The
+    tensor hooks hold ``grads`` only: a hook holding a record that holds z^l would make a
+    cycle through autograd's C++ that Python's collector cannot see."""
+
+    order: list[str] = field(default_factory=list)
+    calls: dict[str, LayerPass] = field(default_factory=dict)
+    grads: dict[str, torch.Tensor] = field(default_factory=dict)
+    followed: set[str] = field(default_factory=set)
+
+
 class PassCapture:
-    """Hooks on ``model`` that capture one pass (see the module docstring) while armed.
+    """Hooks on ``model`` that capture its passes (see the module docstring) while armed.
 
     ``layers``: {name: (module, kind)} of the modules to read as layers; ``keep_weights``:
-    copy each W^l as the pass used it (for update ratios). After the pass, ``order`` lists
-    the layer names in call order, ``calls[name]`` their :class:`LayerPass`, and after the
-    backward pass ``grads[name]`` dJ/dz^l (of the backpropagated objective) and
-    ``grad_norms[name, "weight" | "bias"]`` the parameter-gradient norms. The backward hooks
-    hold these dicts only: a hook holding a record that holds z^l would make a cycle through
-    autograd's C++ that Python's collector cannot see.
+    copy each W^l as the pass used it (for update ratios). ``passes``: the calls captured;
+    ``grad_norms[name, "weight" | "bias"]``: the parameter-gradient norms of the first
+    backward pass that accumulates into the layers' parameters.
     """
 
     def __init__(
@@ -64,21 +75,18 @@ class PassCapture:
     ) -> None:
         self.model, self.layers, self.keep_weights = model, layers, keep_weights
         self.followers = {n: m for n, m in model.named_modules() if follower_role(m)}
-        self.followed: set[str] = set()  # follower modules seen after a layer
-        self.order: list[str] = []
-        self.calls: dict[str, LayerPass] = {}
-        self.grads: dict[str, torch.Tensor] = {}
+        self.passes: list[Pass] = []
         self.grad_norms: dict[tuple[str, str], torch.Tensor] = {}
-        self.state = "waiting"  # waiting -> in_pass -> done
-        # id -> (tensor, its version when tracked, layer, stage)
+        self.current: Pass | None = None  # the pass being called
+        self._depth = 0  # nested calls of the root module (a forward calling the model)
+        # id -> (tensor, its version when tracked, layer, stage), within the current pass
         self._tails: dict[int, tuple[torch.Tensor, int, str, str]] = {}
         self._last: torch.Tensor | None = None  # the latest layer's last output
         self._handles: list = []
-        self._parameter_handles: list = []
         self._inplace: dict[int, tuple[str, str] | None] = {}  # id(module) -> its source
 
     def arm(self) -> PassCapture:
-        """Register the hooks; the next pass with gradients is captured."""
+        """Register the hooks; the next passes with gradients are captured."""
         m = self.model
         self._handles += [m.register_forward_pre_hook(self._begin)]
         self._handles += [m.register_forward_hook(self._end)]
@@ -96,54 +104,47 @@ class PassCapture:
 
     def disarm(self) -> None:
         """Remove every hook (the captured tensors stay)."""
-        for handle in self._handles + self._parameter_handles:
+        for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        self._parameter_handles.clear()
         self._tails.clear()
         self._last = None
 
     @property
     def captured(self) -> bool:
-        """Whether a pass was captured."""
-        return self.state == "done"
+        """Whether a pass with gradients was called."""
+        return bool(self.passes)
 
-    @property
-    def backpropagated(self) -> bool:
-        """Whether a backward pass reached the captured pass's layers or their parameters."""
-        return bool(self.grads or self.grad_norms)
+    def chosen(self) -> Pass | None:
+        """The first pass whose layers a backward pass reached; failing that, the first
+        with no layer that a gradient could reach (none called, or all frozen), which is
+        all that can be known of it; None when neither exists."""
+        reached = (p for p in self.passes if p.grads)
+        unreachable = (p for p in self.passes if not any(r.in_graph for r in p.calls.values()))
+        return next(reached, None) or next(unreachable, None)
 
     def _begin(self, module: nn.Module, inputs: tuple) -> None:
-        if not torch.is_grad_enabled():
-            return
-        if self.state == "done" and not self.backpropagated:  # that one was no training pass
-            self._restart()
-        if self.state == "waiting":
-            self.state = "in_pass"
-
-    def _restart(self) -> None:
-        """Forget a captured pass that no backward followed. New dicts: the old pass's
-        tensor hooks, should its graph ever be backpropagated, fill the old ones."""
-        for handle in self._parameter_handles:
-            handle.remove()
-        self._parameter_handles.clear()
-        self.order, self.calls, self.followed = [], {}, set()
-        self.grads, self.grad_norms = {}, {}
-        self.state = "waiting"
+        self._depth += 1
+        if self._depth == 1 and torch.is_grad_enabled() and len(self.passes) < MAX_PASSES:
+            self.current = Pass()
+            self.passes.append(self.current)
 
     def _end(self, module: nn.Module, inputs: tuple, output: object) -> None:
-        if self.state == "in_pass":
-            self.state = "done"
+        self._depth -= 1
+        if self._depth == 0 and self.current is not None:
+            if len(self.passes) == 1:
+                self._watch_parameters(self.current)
+            self.current = None
             self._tails.clear()
             self._last = None
-            self._watch_parameters()
 
     def _layer_hook(self, name: str, kind: LayerKind):
         def hook(module: nn.Module, inputs: tuple, z: object) -> None:
-            if self.state != "in_pass" or not isinstance(z, torch.Tensor):
+            now = self.current
+            if now is None or not isinstance(z, torch.Tensor):
                 return
-            if name in self.calls:
-                self.calls[name].calls += 1
+            if name in now.calls:
+                now.calls[name].calls += 1
                 return
             fed = _first(inputs) is self._last
             record = LayerPass(z.detach().clone(), kind, fed_by_previous=fed)
@@ -155,11 +156,11 @@ class PassCapture:
                 record.weight_norm = torch.linalg.vector_norm(weight.detach(), dtype=F64)
                 if self.keep_weights:
                     record.weight_before = weight.detach().clone()
-            self.calls[name] = record
-            self.order.append(name)
+            now.calls[name] = record
+            now.order.append(name)
             record.in_graph = z.requires_grad
             if z.requires_grad:
-                z.register_hook(_keeper(self.grads, name))
+                z.register_hook(_keeper(now.grads, name))
             self._track(z, name, "z")
 
         return hook
@@ -167,7 +168,7 @@ class PassCapture:
     def _block_hook(self, name: str):
         def hook(module: nn.Module, inputs: tuple, a: object) -> None:
             skip = getattr(module, "skip", False)  # a^l = a^{l-1} + alpha h^l: not h's
-            if self.state == "in_pass" and isinstance(a, torch.Tensor) and not skip:
+            if self.current is not None and isinstance(a, torch.Tensor) and not skip:
                 self._track(a, name, "a")
 
         return hook
@@ -188,19 +189,20 @@ class PassCapture:
     def _before_inplace(self, module: nn.Module, inputs: tuple) -> None:
         """An in-place follower (nn.ReLU(inplace=True)) changes its input's version: where
         that input comes from, read before it runs."""
-        if self.state == "in_pass" and getattr(module, "inplace", False):
+        if self.current is not None and getattr(module, "inplace", False):
             self._inplace[id(module)] = self._source(inputs)
 
     def _follower_hook(self, follower: str):
         def hook(module: nn.Module, inputs: tuple, out: object) -> None:
-            if self.state != "in_pass" or not isinstance(out, torch.Tensor):
+            now = self.current
+            if now is None or not isinstance(out, torch.Tensor):
                 return
             inplace = getattr(module, "inplace", False)
             source = self._inplace.pop(id(module), None) if inplace else self._source(inputs)
             if source is None:
                 return
             name, stage = source
-            record, role = self.calls[name], follower_role(module)
+            record, role = now.calls[name], follower_role(module)
             if role == "norm" and stage == "z" and record.u is None:
                 record.u = out.detach().clone()
             elif role == "activation" and stage != "a" and record.phi is None:
@@ -208,20 +210,21 @@ class PassCapture:
                 record.phi_name = activation_label(module)
             else:
                 return
-            self.followed.add(follower)
+            now.followed.add(follower)
             self._track(out, name, "u" if role == "norm" else "a")
 
         return hook
 
-    def _watch_parameters(self) -> None:
-        """Hooks that take each layer's parameter-gradient norms when backward leaves them."""
-        for name in self.order:
+    def _watch_parameters(self, first: Pass) -> None:
+        """Hooks that take each layer's parameter-gradient norms when a backward pass first
+        accumulates them (``torch.autograd.grad`` accumulates nothing)."""
+        for name in first.order:
             module = self.layers[name][0]
             for attr in ("weight", "bias"):
                 p = getattr(module, attr, None)
                 if isinstance(p, nn.Parameter) and p.requires_grad:
                     take = _grad_norm(self.grad_norms, (name, attr))
-                    self._parameter_handles.append(p.register_post_accumulate_grad_hook(take))
+                    self._handles.append(p.register_post_accumulate_grad_hook(take))
 
 
 def _first(inputs: tuple) -> torch.Tensor | None:

@@ -56,6 +56,7 @@ class WatchInput:
     weight_grad_norm: list[torch.Tensor | None]
     bias_grad_norm: list[torch.Tensor | None]
     weights_after: list[torch.Tensor | None] | None = None
+    grad_scale: float = 1.0  # the loss scale the backward pass ran with (divided out)
 
 
 WatchProbe = Callable[[WatchInput], dict[str, torch.Tensor]]
@@ -107,9 +108,8 @@ def per_sample(
         if grad is None:
             t.grads.append(torch.zeros_like(z))
         else:
-            t.grads.append(
-                flat(grad, samples) / grad_scale if grad_scale != 1 else flat(grad, samples)
-            )
+            g = flat(grad, samples)  # unscaled in float64: in float16 it would underflow
+            t.grads.append(g.to(F64) / grad_scale if grad_scale != 1 else g)
     return t
 
 
@@ -166,16 +166,17 @@ def underflowed(p: WatchInput, norm: torch.Tensor) -> torch.Tensor:
     is exact when no gradient reached z^l although it could (an unused output), when
     phi'(u^l) = 0 on every unit and sample (a layer of dead ReLUs), when layer l+1 reads a^l
     itself and its delta is an exact zero, at the last layer (the loss's own), and when no
-    layer above it came near the dtype's bottom (every nonzero delta^k, k > l, above
-    tiny / eps, 1e-31 in float32, 1e-292 in float64): a delta underflows after shrinking
-    layer by layer through the dtype's lowest decades, never from a normal size at once."""
+    layer above it came near the bottom of the dtype delta^l was computed in (every nonzero
+    delta^k, k > l, above tiny / eps, 1e-31 in float32, 1e-292 in float64, divided by the
+    loss scale): a delta underflows after shrinking layer by layer through the dtype's
+    lowest decades, never from a normal size at once."""
     zero = (norm == 0)[0].tolist()
     values = norm[0].tolist()
-    info = torch.finfo(p.tensors.grads[-1].dtype)
-    floor = info.tiny / info.eps  # tiny * 2^mantissa bits
     dead = [bool((d == 0).all()) for d in slopes(p)]
     exact, smallest = [False] * len(zero), float("inf")
     for l in range(len(zero) - 1, -1, -1):
+        info = torch.finfo(p.layers[l].z.dtype)  # the dtype delta^l was computed in
+        floor = info.tiny / info.eps / p.grad_scale  # in the units of the recorded values
         chained = l + 1 < len(zero) and p.layers[l + 1].fed_by_previous and exact[l + 1]
         stopped = not p.reached[l] or dead[l] or chained or l == len(zero) - 1
         exact[l] = zero[l] and (stopped or smallest > floor)

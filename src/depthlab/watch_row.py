@@ -14,12 +14,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from depthlab.errors import ConfigError
 from depthlab.provenance import versions
-from depthlab.records import ENVIRONMENT_COLUMNS, RUN_SCHEMA
+from depthlab.records import config_column_names
 
 # Columns watch writes itself: a user's config may not set them.
 WATCH_COLUMNS = (
@@ -49,17 +50,22 @@ def check_counts(**counts: int | None) -> None:
 
 
 def check_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The user's run-row columns, checked: names watch writes itself and values that are
-    not one number, string, bool or None are a ConfigError (before anything is written)."""
-    config = dict(config or {})
-    taken = {*RUN_SCHEMA.names, *ENVIRONMENT_COLUMNS, *WATCH_COLUMNS}
-    for key, value in config.items():
-        if not isinstance(key, str) or key in taken or key.endswith("_version"):
+    """The user's run-row columns, checked: names watch writes itself, names the run row's
+    contract keeps for itself or a reader adds (``records.config_column_names``: status,
+    path, sweep, ``*_version``, ...) and values that are not one number, string, bool or
+    None (a NumPy scalar is taken as its value) are a ConfigError, before anything is
+    written."""
+    checked: dict[str, Any] = {}
+    for key, value in dict(config or {}).items():
+        mine = isinstance(key, str) and key not in WATCH_COLUMNS
+        if not mine or config_column_names([key]) != [key]:  # the row's or a reader's
             raise ConfigError("config", key, "names other than the run row's own", "taken")
+        value = value.item() if isinstance(value, np.generic) else value
         if not isinstance(value, SCALARS):
             allowed = "one number, string, bool or None per key"
             raise ConfigError(f"config.{key}", value, allowed, "not a scalar")
-    return config
+        checked[key] = value
+    return checked
 
 
 def probes_text(probes: str | Sequence[str]) -> str:
@@ -67,21 +73,29 @@ def probes_text(probes: str | Sequence[str]) -> str:
     return probes if isinstance(probes, str) else ",".join(probes)
 
 
+def layer_columns(layers: Sequence[Any], skipped: list[str]) -> dict[str, Any]:
+    """``num_layers``, ``layer_names`` (JSON) and ``skipped_layers`` of the watched layers
+    (objects with a ``name``) and the left-out entries."""
+    return {
+        "num_layers": len(layers),
+        "layer_names": json.dumps([layer.name for layer in layers]),
+        "skipped_layers": "; ".join(skipped),
+    }
+
+
 def run_row(
     model: nn.Module,
-    layer_names: list[str],
+    layers: Sequence[Any],
     skipped: list[str],
     columns: Mapping[str, Any],
     started_at: str,
 ) -> dict[str, Any]:
-    """The row written when the first records come (``status`` is added by the writer)."""
+    """The row written at the first step (``status`` is added by the writer)."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     return {
         "run_id": uuid.uuid4().hex[:12],
         "model": type(model).__name__,
-        "num_layers": len(layer_names),
-        "layer_names": json.dumps(layer_names),
-        "skipped_layers": "; ".join(skipped),
+        **layer_columns(layers, skipped),
         **columns,
         "device_resolved": str(device),
         "device_name": (

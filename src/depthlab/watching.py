@@ -44,7 +44,7 @@ from depthlab.probes import host_rows
 from depthlab.probes.schedule import ProbeSchedule, Steps
 from depthlab.provenance import now
 from depthlab.records import METRICS_DIR, NETWORK_LAYER, RUN_FILE, RunRecorder, set_aside
-from depthlab.watch_capture import PassCapture
+from depthlab.watch_capture import Pass, PassCapture
 from depthlab.watch_layers import WatchedLayer, candidates, custom_kind, kind_of, skipped
 from depthlab.watch_probes import (
     AROUND_UPDATE,
@@ -53,7 +53,7 @@ from depthlab.watch_probes import (
     per_sample,
     watch_probe_names,
 )
-from depthlab.watch_row import check_config, check_counts, probes_text, run_row
+from depthlab.watch_row import check_config, check_counts, layer_columns, probes_text, run_row
 
 LOG = logging.getLogger("depthlab.watch")
 CHECK_EVERY = 10  # steps between reading the batch losses back from the device
@@ -129,9 +129,18 @@ class Watch:
     def __enter__(self) -> Watch:
         if self.held is not None:
             raise RuntimeError("a watch records one run: open a new one with depthlab.watch")
-        self.held = contextlib.ExitStack()
-        self.held.enter_context(locks.locked([self.folder]))
-        self._arm()
+        held = contextlib.ExitStack()
+        try:
+            held.enter_context(locks.locked([self.folder]))
+        except locks.FolderLockedError as exc:  # nothing is held
+            message = f"{self.folder} is being written by {exc.holder}: one writer a folder"
+            raise locks.FolderLockedError(self.folder, exc.holder, message) from None
+        self.held = held
+        try:
+            self._arm()
+        except BaseException:
+            self._release()
+            raise
         return self
 
     def step(self, loss: torch.Tensor | float, grad_scale: float = 1.0) -> None:
@@ -139,13 +148,20 @@ class Watch:
         batch-mean loss) and get ready for the next pass. ``grad_scale``: the factor the
         backward pass's loss was multiplied by (mixed precision's ``scaler.get_scale()``,
         read before ``scaler.update()``); deltas and gradient norms are divided by it."""
+        if not grad_scale > 0:
+            raise ConfigError("grad_scale", grad_scale, "a number > 0 (the loss scale)")
+        if isinstance(loss, torch.Tensor) and loss.numel() != 1:
+            raise ConfigError("loss", f"a tensor of {loss.numel()}", "one value, the batch mean")
         t = self.steps_done
         self.pending.append(loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(loss))
         if self.capture is not None:
             capture, self.capture = self.capture, None
             capture.disarm()
-            if capture.captured:
-                self._measure(t, capture, float(grad_scale))
+            chosen = capture.chosen()
+            if chosen is not None:
+                self._measure(t, capture, chosen, float(grad_scale))
+            elif capture.captured:
+                LOG.warning("watch: no backward pass reached step %d's passes: not probed", t)
             else:
                 LOG.warning("watch: step %d had no forward pass with gradients: not probed", t)
         self.steps_done = t + 1
@@ -162,10 +178,16 @@ class Watch:
         try:
             self._finish(error)
         finally:
-            if self.view is not None:
-                self.view.close()
-            if self.held is not None:
-                self.held.close()
+            try:
+                if self.view is not None:
+                    self.view.close()
+            finally:
+                self._release()
+
+    def _release(self) -> None:
+        """Give the folder's lock back."""
+        if self.held is not None:
+            self.held.close()
 
     # the parts
 
@@ -198,20 +220,17 @@ class Watch:
         keep = any(name in AROUND_UPDATE for name in self.probes)
         self.capture = PassCapture(self.model, found, keep_weights=keep).arm()
 
-    def _measure(self, step: int, capture: PassCapture, grad_scale: float) -> None:
+    def _measure(self, step: int, capture: PassCapture, chosen: Pass, grad_scale: float) -> None:
         if not self.layers:
-            self._settle_layers(capture)
+            self._settle_layers(capture, chosen)
         names = [x.name for x in self.layers]
         if not names:
             return
-        if not all(n in capture.calls for n in names):
+        if not all(n in chosen.calls for n in names):
             LOG.warning("watch: step %d's pass did not call every watched layer: not probed", step)
             return
-        if not capture.backpropagated:
-            LOG.warning("watch: step %d's pass had no backward pass: not probed", step)
-            return
-        calls = [capture.calls[n] for n in names]
-        grads = [capture.grads.get(n) for n in names]
+        calls = [chosen.calls[n] for n in names]
+        grads = [chosen.grads.get(n) for n in names]
         norms = {key: norm / grad_scale for key, norm in capture.grad_norms.items()}
         after = [x.parameters()[0] for x in self.layers] if capture.keep_weights else None
         inputs = WatchInput(
@@ -221,6 +240,7 @@ class Watch:
             [norms.get((n, "weight")) for n in names],
             [norms.get((n, "bias")) for n in names],
             after,
+            grad_scale,
         )
         values: dict[str, torch.Tensor] = {}
         with torch.no_grad():
@@ -228,19 +248,20 @@ class Watch:
                 values.update(WATCH_PROBES[name](inputs))
         self._log(step, host_rows(values), inputs)
 
-    def _settle_layers(self, capture: PassCapture) -> None:
-        """After the first pass: the layers (called once, in call order) and what is left out."""
-        reused = {n: r.calls for n, r in capture.calls.items() if r.calls > 1}
-        self.layers = [
-            WatchedLayer(n, *capture.layers[n]) for n in capture.order if n not in reused
-        ]
-        self.skipped = skipped(self.model, self.layers, capture.followed, reused)
+    def _settle_layers(self, capture: PassCapture, chosen: Pass) -> None:
+        """After the first pass: the layers (called once, in call order) and what is left
+        out, written into the run row at once."""
+        reused = {n: r.calls for n, r in chosen.calls.items() if r.calls > 1}
+        self.layers = [WatchedLayer(n, *capture.layers[n]) for n in chosen.order if n not in reused]
+        self.skipped = skipped(self.model, self.layers, chosen.followed, reused)
         self.skipped += [
             f"{x.name} ({type(x.module).__name__}: its output needs no gradient, frozen or "
             "run without gradients: delta not measured)"
             for x in self.layers
-            if not capture.calls[x.name].in_graph
+            if not chosen.calls[x.name].in_graph
         ]
+        if self.recorder is not None:  # made before any pass was probed
+            self.recorder.update_row(**layer_columns(self.layers, self.skipped))
         if not self.layers:
             LOG.warning(
                 "watch: %s called no Linear or Conv layer once in its first pass: only "
@@ -285,8 +306,7 @@ class Watch:
         records in the folder, a live view's event files with them, are set aside."""
         if self.recorder is None:
             set_aside(self.folder, [RUN_FILE, METRICS_DIR, LIVE_DIR])
-            names = [x.name for x in self.layers]
-            row = run_row(self.model, names, self.skipped, self.columns, self.started_at)
+            row = run_row(self.model, self.layers, self.skipped, self.columns, self.started_at)
             self.recorder = RunRecorder(self.folder, row, seed=0)
             self.view = open_view(self.logger, self.folder)
         return self.recorder
