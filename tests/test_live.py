@@ -195,3 +195,26 @@ def test_runs_that_differ_only_in_logger_train_as_one_batched_model(tmp_path: Pa
     assert [r.row["batched_runs"] for r in results] == [2, 2]
     assert_shows_the_records(tmp_path / "a")
     assert not (tmp_path / "b" / LIVE_DIR).exists()
+
+
+def test_every_view_is_closed_even_when_one_cannot_be() -> None:
+    """A view whose close fails (a full disk) neither leaves the others open nor is hidden."""
+    from types import SimpleNamespace
+
+    from depthlab.train import close_views
+
+    closed = []
+
+    def view(n: int, fails: bool) -> SimpleNamespace:
+        def close() -> None:
+            closed.append(n)
+            if fails:
+                raise OSError(f"cannot write view {n}")
+
+        return SimpleNamespace(close=close)
+
+    runs = [SimpleNamespace(view=view(1, True)), SimpleNamespace(view=None)]
+    runs.append(SimpleNamespace(view=view(2, False)))
+    with pytest.raises(OSError, match="cannot write view 1"):
+        close_views(runs)
+    assert sorted(closed) == [1, 2]

@@ -10,6 +10,7 @@ module decides what trains together, builds the model, and records how each run 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -243,10 +244,12 @@ def add_runs(runs: list[Run], members: list[Member], device: torch.device) -> No
 
 
 def close_views(runs: list[Run]) -> None:
-    """Close the live views of ``runs`` (their event files flushed), however they ended."""
-    for run in runs:
-        if run.view is not None:
-            run.view.close()
+    """Close the live views of ``runs`` (their event files flushed), however they ended:
+    every view is closed even when one cannot be (a full disk); then the first error."""
+    with contextlib.ExitStack() as views:
+        for run in runs:
+            if run.view is not None:
+                views.callback(run.view.close)
 
 
 def record_failure(runs: list[Run], exc: BaseException, seconds: float) -> None:
