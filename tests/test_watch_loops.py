@@ -36,11 +36,16 @@ def batch() -> tuple[torch.Tensor, torch.Tensor]:
 def loop(model, folder, steps: int = 3, evaluate: str = "", scale: float = 1.0, **options):
     """SGD on one batch, watched every step; ``evaluate``: an evaluation pass with gradients
     enabled (never backpropagated) "after" each watch.step or "before_backward" (between the
-    training pass and its backward); ``scale``: the loss is multiplied by it for backward."""
+    training pass and its backward), or an "attack" pass differentiated with
+    torch.autograd.grad before the training pass (adversarial training's, on other inputs);
+    ``scale``: the loss is multiplied by it for backward."""
     x, y = batch()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
     with depthlab.watch(model, folder, every=1, **options) as watch:
         for _ in range(steps):
+            if evaluate == "attack":
+                probe = (x + 1).requires_grad_(True)
+                torch.autograd.grad(F.cross_entropy(model(probe), y), probe)
             loss = F.cross_entropy(model(x), y)
             if evaluate == "before_backward":
                 F.cross_entropy(model(x[:4]), y[:4])
@@ -58,10 +63,11 @@ def loop(model, folder, steps: int = 3, evaluate: str = "", scale: float = 1.0, 
     return watch
 
 
-@pytest.mark.parametrize("evaluate", ["after", "before_backward"])
+@pytest.mark.parametrize("evaluate", ["after", "before_backward", "attack"])
 def test_an_evaluation_with_gradients_is_not_the_training_pass(tmp_path, evaluate) -> None:
     """A pass with gradients that nothing backpropagates, after watch.step or between the
-    training pass and its backward, changes no record."""
+    training pass and its backward, or that only torch.autograd.grad differentiates before
+    the training pass, changes no record."""
     loop(mlp(), tmp_path / "plain")
     loop(mlp(), tmp_path / "evaluated", evaluate=evaluate)
     for metric in ("delta_norm", "weight_grad_norm", "act_mean"):

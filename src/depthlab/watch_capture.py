@@ -56,6 +56,7 @@ class Pass:
     calls: dict[str, LayerPass] = field(default_factory=dict)
     grads: dict[str, torch.Tensor] = field(default_factory=dict)
     followed: set[str] = field(default_factory=set)
+    backwards: set[int] = field(default_factory=set)  # autograd graph tasks that reached it
 
 
 class PassCapture:
@@ -77,6 +78,7 @@ class PassCapture:
         self.followers = {n: m for n, m in model.named_modules() if follower_role(m)}
         self.passes: list[Pass] = []
         self.grad_norms: dict[tuple[str, str], torch.Tensor] = {}
+        self.accumulating: set[int] = set()  # graph tasks that accumulated into .grad
         self.current: Pass | None = None  # the pass being called
         self._depth = 0  # nested calls of the root module (a forward calling the model)
         # id -> (tensor, its version when tracked, layer, stage), within the current pass
@@ -116,12 +118,15 @@ class PassCapture:
         return bool(self.passes)
 
     def chosen(self) -> Pass | None:
-        """The first pass whose layers a backward pass reached; failing that, the first
-        with no layer that a gradient could reach (none called, or all frozen), which is
-        all that can be known of it; None when neither exists."""
+        """The first pass whose layers a backward pass reached, preferring one reached by
+        a backward that accumulated into the layers' ``.grad`` (``loss.backward()``, not
+        ``torch.autograd.grad``: an adversarial attack's pass); failing that, the first with
+        no layer that a gradient could reach (none called, or all frozen), which is all that
+        can be known of it; None when neither exists."""
+        training = (p for p in self.passes if p.backwards & self.accumulating)
         reached = (p for p in self.passes if p.grads)
         unreachable = (p for p in self.passes if not any(r.in_graph for r in p.calls.values()))
-        return next(reached, None) or next(unreachable, None)
+        return next(training, None) or next(reached, None) or next(unreachable, None)
 
     def _begin(self, module: nn.Module, inputs: tuple) -> None:
         self._depth += 1
@@ -160,7 +165,7 @@ class PassCapture:
             now.order.append(name)
             record.in_graph = z.requires_grad
             if z.requires_grad:
-                z.register_hook(_keeper(now.grads, name))
+                z.register_hook(_keeper(now.grads, now.backwards, name))
             self._track(z, name, "z")
 
         return hook
@@ -223,7 +228,7 @@ class PassCapture:
             for attr in ("weight", "bias"):
                 p = getattr(module, attr, None)
                 if isinstance(p, nn.Parameter) and p.requires_grad:
-                    take = _grad_norm(self.grad_norms, (name, attr))
+                    take = _grad_norm(self.grad_norms, self.accumulating, (name, attr))
                     self._handles.append(p.register_post_accumulate_grad_hook(take))
 
 
@@ -231,21 +236,33 @@ def _first(inputs: tuple) -> torch.Tensor | None:
     return inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
 
 
-def _keeper(grads: dict[str, torch.Tensor], name: str) -> Callable[[torch.Tensor], None]:
-    """A tensor hook keeping dJ/dz^l (the first backward through z^l only)."""
+def _graph_task() -> int:
+    """The id of the autograd graph task running now (-1 where torch does not tell)."""
+    current = getattr(torch._C, "_current_graph_task_id", None)
+    return current() if current is not None else -1
+
+
+def _keeper(
+    grads: dict[str, torch.Tensor], backwards: set[int], name: str
+) -> Callable[[torch.Tensor], None]:
+    """A tensor hook keeping dJ/dz^l (the first backward through z^l only) and noting
+    which backward reached it."""
 
     def keep(grad: torch.Tensor) -> None:
         grads.setdefault(name, grad)
+        backwards.add(_graph_task())
 
     return keep
 
 
 def _grad_norm(
-    norms: dict[tuple[str, str], torch.Tensor], key: tuple[str, str]
+    norms: dict[tuple[str, str], torch.Tensor], accumulating: set[int], key: tuple[str, str]
 ) -> Callable[[torch.Tensor], None]:
-    """A parameter hook taking ||dJ/dp|| as the backward leaves it (the first backward only)."""
+    """A parameter hook taking ||dJ/dp|| as the backward leaves it (the first backward only)
+    and noting that backward as one that accumulates."""
 
     def take(p: torch.Tensor) -> None:
+        accumulating.add(_graph_task())
         if key not in norms and p.grad is not None:
             norms[key] = torch.linalg.vector_norm(p.grad, dtype=F64)
 
