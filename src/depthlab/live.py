@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from depthlab.errors import ConfigError
+from depthlab.records import LIVE_DIR  # event files go to RUN_FOLDER/tensorboard/
 
 LOGGERS = ("none", "tensorboard")
-LIVE_DIR = "tensorboard"  # event files go to RUN_FOLDER/tensorboard/
 NETWORK_TAG = "network"
 WRITER_MODULE = "torch.utils.tensorboard"
 INSTALL = "pip install 'depthlab[tensorboard]'"

@@ -42,6 +42,9 @@ import pyarrow.parquet as pq
 
 RUN_FILE = "run.parquet"
 METRICS_DIR = "metrics.parquet"
+LIVE_DIR = "tensorboard"  # a live view's event files (depthlab.live), beside the records
+# What a run leaves in its folder: set aside together when another run takes the folder.
+RUN_PARTS = (RUN_FILE, METRICS_DIR, LIVE_DIR)
 SUPERSEDED_DIR = ".superseded"
 NETWORK_LAYER = 0
 STATUSES = ("running", "ok", "diverged", "failed")
@@ -191,13 +194,14 @@ def replica_folders(run_dir: Path, seeds: Sequence[int]) -> list[Path]:
 
 
 def set_aside_previous(run_dir: Path) -> Path | None:
-    """Move an earlier run's records out of ``run_dir`` into ``run_dir/.superseded/TIME/``.
+    """Move an earlier run's records (``RUN_PARTS``: its live view's event files too) out of
+    ``run_dir`` into ``run_dir/.superseded/TIME/``.
 
     A new run in a folder that already holds records must neither mix its rows with the old
     ones nor delete them. Readers skip hidden folders, so set-aside records stay out of
     sweeps but remain on disk. Returns the folder they went to (None if there were none).
     """
-    return set_aside(run_dir, [RUN_FILE, METRICS_DIR])
+    return set_aside(run_dir, list(RUN_PARTS))
 
 
 def set_aside(folder: Path, names: list[str]) -> Path | None:

@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from depthlab.config import Config, config_from_file
-from depthlab.live import LIVE_DIR
 from depthlab.records import (
     METRICS_DIR,
     REPLICA_GLOB,
-    RUN_FILE,
+    RUN_PARTS,
     SUPERSEDED_DIR,
     RecordsWriteError,
     config_columns,
     read_run,
     set_aside,
+    set_aside_previous,
 )
 
 HYDRA_DIR = ".hydra"  # Hydra's files of a job: its config, overrides and Hydra's own config
@@ -82,7 +82,7 @@ def set_aside_stale(run_dir: Path) -> None:
     records.set_aside_previous)."""
     for folder in [run_dir, *sorted(run_dir.glob(REPLICA_GLOB))]:
         try:
-            set_aside(folder, [RUN_FILE, METRICS_DIR, LIVE_DIR])
+            set_aside_previous(folder)
         except OSError as exc:
             raise RecordsWriteError(folder / SUPERSEDED_DIR, exc) from exc
 
@@ -103,7 +103,7 @@ def set_aside_other_config(run_dir: Path, cfg: Config) -> Path | None:
         same = False
     if same:
         return None
-    names = [HYDRA_DIR, RUN_FILE, METRICS_DIR, LIVE_DIR]
+    names = [HYDRA_DIR, *RUN_PARTS]
     names += sorted(p.name for p in run_dir.iterdir() if p.name.endswith(".log"))
     names += sorted(p.name for p in run_dir.glob(REPLICA_GLOB))
     try:

@@ -39,11 +39,11 @@ from torch import nn
 
 from depthlab import locks
 from depthlab.errors import ConfigError
-from depthlab.live import LIVE_DIR, as_scalars, check_logger, open_view
+from depthlab.live import as_scalars, check_logger, open_view
 from depthlab.probes import host_rows
 from depthlab.probes.schedule import ProbeSchedule, Steps
 from depthlab.provenance import now
-from depthlab.records import METRICS_DIR, NETWORK_LAYER, RUN_FILE, RunRecorder, set_aside
+from depthlab.records import NETWORK_LAYER, RunRecorder
 from depthlab.watch_capture import Pass, PassCapture
 from depthlab.watch_layers import WatchedLayer, candidates, custom_kind, kind_of, skipped
 from depthlab.watch_probes import (
@@ -302,10 +302,9 @@ class Watch:
         self.view.layer_histograms(step, "delta", [g[0] * t.batch_size for g in t.grads], names)
 
     def _recorder(self) -> RunRecorder:
-        """The run's recorder, made at the first step (when the layers are known). Earlier
-        records in the folder, a live view's event files with them, are set aside."""
+        """The run's recorder, made at the first step (when the layers are known); it sets
+        earlier records in the folder aside, a live view's event files with them."""
         if self.recorder is None:
-            set_aside(self.folder, [RUN_FILE, METRICS_DIR, LIVE_DIR])
             row = run_row(self.model, self.layers, self.skipped, self.columns, self.started_at)
             self.recorder = RunRecorder(self.folder, row, seed=0)
             self.view = open_view(self.logger, self.folder)
