@@ -162,6 +162,7 @@ def test_diverging_loop_is_a_result_and_a_failing_one_is_recorded(tmp_path) -> N
     train(model, tmp_path / "diverged", steps=4)
     row = read_run(tmp_path / "diverged")
     assert (row["status"], row["diverged_step"], row["steps_done"]) == ("diverged", 0, 4)
+    assert (row["nonfinite_step"], row["nonfinite_layer"]) == (0, 2)  # where the pass broke
     assert at(tmp_path / "diverged", "delta_nonfinite").any()
 
     model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))

@@ -44,6 +44,7 @@ from depthlab.probes import (
     batch_objective,
     compute,
     host_arrays,
+    note_run_figures,
     probe_names,
     row_layers,
     weights_before_update,
@@ -293,27 +294,9 @@ class TrainingLoop:
 
 def log_probe_rows(run: Run, step: int, rows: dict[str, np.ndarray]) -> None:
     """Log one run's probe values at ``step`` ({metric: values by layer}), with the run-level
-    figures they give: the delta ratio at the first and last probed step, and where a pass
-    first broke."""
+    figures they give (:func:`depthlab.probes.note_run_figures`)."""
     for metric, row in rows.items():
         run.recorder.log(step, row_layers(row), metric, row)
     if run.view is not None:
         log_probe_values(run.view, step, rows)
-    final = run.final
-    if "delta_norm" in rows:
-        ratio = float(rows["delta_norm"][0] / rows["delta_norm"][-1])
-        final.setdefault("delta_ratio_initial", ratio)  # the first probed step: 0
-        final["delta_ratio_final"] = ratio
-    layer = first_nonfinite_layer(rows.get("preact_nonfinite"), rows.get("delta_nonfinite"))
-    if layer is not None and "nonfinite_step" not in final:
-        final.update(nonfinite_step=step, nonfinite_layer=layer)
-
-
-def first_nonfinite_layer(preact: np.ndarray | None, delta: np.ndarray | None) -> int | None:
-    """Where a pass first breaks: the lowest layer with a NaN/inf pre-activation (forward
-    order), else the highest layer with a NaN/inf delta (backward order), else None."""
-    forward = np.flatnonzero(preact) if preact is not None else []
-    if len(forward):
-        return int(forward[0]) + 1
-    backward = np.flatnonzero(delta) if delta is not None else []
-    return int(backward[-1]) + 1 if len(backward) else None
+    note_run_figures(run.final, step, rows)

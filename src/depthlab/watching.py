@@ -40,7 +40,7 @@ from torch import nn
 from depthlab import locks
 from depthlab.errors import ConfigError
 from depthlab.live import as_scalars, check_logger, open_view
-from depthlab.probes import host_rows
+from depthlab.probes import host_rows, note_run_figures
 from depthlab.probes.schedule import ProbeSchedule, Steps
 from depthlab.provenance import now
 from depthlab.records import NETWORK_LAYER, RunRecorder
@@ -281,11 +281,7 @@ class Watch:
         layer_numbers = np.arange(1, len(self.layers) + 1, dtype=np.int32)
         for metric, row in rows.items():
             recorder.log(step, layer_numbers, metric, row)
-        if "delta_norm" in rows:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = float(rows["delta_norm"][0] / rows["delta_norm"][-1])
-            self.final.setdefault("delta_ratio_initial", ratio)
-            self.final["delta_ratio_final"] = ratio
+        note_run_figures(self.final, step, rows)
         if self.view is not None:
             self._show(step, rows, inputs)
         if step == 0 or recorder.seconds_since_flush() > FLUSH_SECONDS:

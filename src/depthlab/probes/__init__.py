@@ -29,6 +29,7 @@ __all__ = [
     "host_arrays",
     "host_rows",
     "measure",
+    "note_run_figures",
     "presets",
     "probe_names",
     "register_probe",
@@ -83,6 +84,31 @@ def host_rows(values: dict[str, torch.Tensor], replica: int = 0) -> dict[str, np
 def row_layers(row: np.ndarray) -> np.ndarray:
     """The layer numbers of a host row: 1..L, or the network sentinel 0."""
     return np.arange(1, len(row) + 1, dtype=np.int32) if len(row) > 1 else np.zeros(1, np.int32)
+
+
+def note_run_figures(final: dict, step: int, rows: dict[str, np.ndarray]) -> None:
+    """Update a run row's ``final`` fields from its probe values at ``step`` ({metric: values
+    by layer}): ``delta_ratio_initial`` and ``delta_ratio_final``, ||delta^1|| / ||delta^L||
+    at the first and the latest probed step, and where a pass first broke
+    (``nonfinite_step``, ``nonfinite_layer``: :func:`first_nonfinite_layer`)."""
+    if "delta_norm" in rows:
+        with np.errstate(divide="ignore", invalid="ignore"):  # a zero last delta: inf, NaN
+            ratio = float(rows["delta_norm"][0] / rows["delta_norm"][-1])
+        final.setdefault("delta_ratio_initial", ratio)  # the first probed step: 0
+        final["delta_ratio_final"] = ratio
+    layer = first_nonfinite_layer(rows.get("preact_nonfinite"), rows.get("delta_nonfinite"))
+    if layer is not None and "nonfinite_step" not in final:
+        final.update(nonfinite_step=step, nonfinite_layer=layer)
+
+
+def first_nonfinite_layer(preact: np.ndarray | None, delta: np.ndarray | None) -> int | None:
+    """Where a pass first breaks: the lowest layer with a NaN/inf pre-activation (forward
+    order), else the highest layer with a NaN/inf delta (backward order), else None."""
+    forward = np.flatnonzero(preact) if preact is not None else []
+    if len(forward):
+        return int(forward[0]) + 1
+    backward = np.flatnonzero(delta) if delta is not None else []
+    return int(backward[-1]) + 1 if len(backward) else None
 
 
 def to_frame(
