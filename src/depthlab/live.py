@@ -148,22 +148,45 @@ def open_view(logger: str, run_folder: Path | str) -> TensorBoardView | None:
     return None if logger == "none" else TensorBoardView(run_folder)
 
 
+def show_pass(
+    view: TensorBoardView,
+    step: int,
+    activations: Sequence[torch.Tensor],
+    grads: Sequence[torch.Tensor | None],
+    batch_size: int,
+    names: Sequence[str] | None = None,
+) -> None:
+    """Histograms per layer of one run's probed pass: its a^l (``act``) and per-sample
+    deltas B dJ/dz^l (``delta``; ``grads`` are of the batch-mean loss), the latter only
+    when every layer has its gradient."""
+    view.layer_histograms(step, "act", activations, names)
+    if all(g is not None for g in grads):
+        view.layer_histograms(step, "delta", [g * batch_size for g in grads], names)
+
+
 def as_scalars(metric: str) -> bool:
     """Whether the view shows a probe metric as scalars: all but the bins of the histogram
     probe (``delta_hist_*``, 141 a layer), which the ``delta`` histograms show already."""
     return not metric.startswith("delta_hist_")
 
 
-def log_probe_values(view: TensorBoardView, step: int, rows: Mapping[str, Any]) -> None:
-    """One run's probe values at ``step`` ({metric: values by layer}, as recorded): a row of
-    one value is network-level (a scalar ``network/METRIC``), a longer one per layer; the
-    histogram probe's bins are left out (:func:`as_scalars`)."""
+def log_probe_values(
+    view: TensorBoardView,
+    step: int,
+    rows: Mapping[str, Any],
+    names: Sequence[str] | None = None,
+) -> None:
+    """One run's probe values at ``step`` ({metric: values by layer}, as recorded): without
+    layer ``names`` a row of one value is network-level (a scalar ``network/METRIC``) and a
+    longer one per layer; with them every row is per layer. The histogram probe's bins are
+    left out (:func:`as_scalars`)."""
     network = {}
     for metric, row in rows.items():
         if not as_scalars(metric):
             continue
-        if len(row) == 1:
+        if names is None and len(row) == 1:
             network[metric] = float(row[0])
         else:
-            view.layer_scalars(step, metric, row)
-    view.scalars(step, network)
+            view.layer_scalars(step, metric, row, names)
+    if network:
+        view.scalars(step, network)

@@ -33,7 +33,7 @@ from tqdm import tqdm  # tqdm.auto warns in Jupyter kernels without ipywidgets
 from depthlab.config import Config, resolve_loss
 from depthlab.data import DataSet
 from depthlab.evaluation import evaluate
-from depthlab.live import TensorBoardView, log_probe_values
+from depthlab.live import TensorBoardView, log_probe_values, show_pass
 from depthlab.losses import LOSSES
 from depthlab.model import MLP, preserved_buffers
 from depthlab.predictions import log_predictions
@@ -219,12 +219,10 @@ class TrainingLoop:
         (``act``) and per-sample deltas B dJ/dz^l (``delta``, ``grads`` being of the batch
         mean) of each run's own replica: B * n values each."""
         for r in which:
-            if r.view is None:
-                continue
-            r.view.layer_histograms(step, "act", [a[r.index] for a in tensors.outputs])
-            if all(g is not None for g in tensors.grads):
-                deltas = [g[r.index] * tensors.batch_size for g in tensors.grads]
-                r.view.layer_histograms(step, "delta", deltas)
+            if r.view is not None:
+                acts = [a[r.index] for a in tensors.outputs]
+                grads = [g if g is None else g[r.index] for g in tensors.grads]
+                show_pass(r.view, step, acts, grads, tensors.batch_size)
 
     def log_probes(self) -> None:
         """Read the pending probe values back (one copy per probed step) and log them."""

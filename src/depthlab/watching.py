@@ -39,7 +39,7 @@ from torch import nn
 
 from depthlab import locks
 from depthlab.errors import ConfigError
-from depthlab.live import as_scalars, check_logger, open_view
+from depthlab.live import check_logger, log_probe_values, open_view, show_pass
 from depthlab.probes import host_rows, note_run_figures
 from depthlab.probes.schedule import ProbeSchedule, Steps
 from depthlab.provenance import now
@@ -288,14 +288,12 @@ class Watch:
             recorder.flush()
 
     def _show(self, step: int, rows: dict[str, np.ndarray], inputs: WatchInput) -> None:
-        """The live view of a probed step: each metric as scalars by layer (the delta
-        histogram's bins are shown as histograms instead), act and delta histograms."""
+        """The live view of a probed step: each metric as scalars by layer, and act and
+        delta histograms."""
         names, t = [x.name for x in self.layers], inputs.tensors
-        for metric, row in rows.items():
-            if as_scalars(metric):
-                self.view.layer_scalars(step, metric, row, names)
-        self.view.layer_histograms(step, "act", [a[0] for a in t.outputs], names)
-        self.view.layer_histograms(step, "delta", [g[0] * t.batch_size for g in t.grads], names)
+        log_probe_values(self.view, step, rows, names)
+        acts, grads = [a[0] for a in t.outputs], [g[0] for g in t.grads]
+        show_pass(self.view, step, acts, grads, t.batch_size, names)
 
     def _recorder(self) -> RunRecorder:
         """The run's recorder, made at the first step (when the layers are known); it sets
