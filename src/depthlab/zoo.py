@@ -1,7 +1,7 @@
 """Small models of the kind users bring, for MNIST-1D's 40-sample signals (10 classes):
 the 1-D CNN and the transformer block that ``depthlab.watch`` is tested and benchmarked on.
 Plain PyTorch modules, nothing depthlab-specific inside; ``residual=True`` adds identity
-skips around each block (the plain/residual comparison of analysis/watch.ipynb).
+skips around each block. (analysis/watch.ipynb writes its own model, as a user would.)
 """
 
 from __future__ import annotations
