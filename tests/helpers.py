@@ -24,7 +24,7 @@ from depthlab.data import CLASSIFICATION, Data, Teacher
 from depthlab.inits import Gaussian
 from depthlab.optimizers import Momentum
 from depthlab.probes.schedule import MinimalProbes
-from depthlab.records import METRICS_SCHEMA, RunRecorder
+from depthlab.records import METRICS_SCHEMA, RunRecorder, read_metrics
 from depthlab.results import Sweep
 
 Metric = tuple[int, int, str, float]  # step, layer, metric, value
@@ -181,3 +181,10 @@ def hold(folder: Path, seconds: float) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "held"
     return process
+
+
+def layer_values(folder: Path | str, metric: str, step: int = 0) -> np.ndarray:
+    """The values of ``metric`` at ``step`` in one run folder's records, by layer (1..L)."""
+    rows = read_metrics(folder)
+    rows = rows[(rows.metric == metric) & (rows.step == step)].sort_values("layer")
+    return rows["value"].to_numpy()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import layer_values as values
 from torch import nn
 
 import depthlab
@@ -29,11 +30,6 @@ def by_step(folder) -> dict[tuple[str, int], np.ndarray]:
     """{(metric, step): values by layer} of a watched run's records."""
     rows = read_metrics(folder).sort_values(["metric", "step", "layer"])
     return {key: part["value"].to_numpy() for key, part in rows.groupby(["metric", "step"])}
-
-
-def values(folder, metric: str, step: int) -> np.ndarray:
-    """The per-layer values (layers 1..L) of ``metric`` at ``step`` in a watched run."""
-    return by_step(folder)[metric, step]
 
 
 @pytest.fixture(scope="module")

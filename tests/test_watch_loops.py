@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import layer_values as at
 from torch import nn
 
 import depthlab
@@ -17,11 +18,6 @@ from depthlab.locks import FolderLockedError
 from depthlab.records import read_metrics, read_run
 
 F64 = torch.float64
-
-
-def at(folder, metric: str, step: int = 0) -> np.ndarray:
-    rows = read_metrics(folder)
-    return rows[(rows.metric == metric) & (rows.step == step)].sort_values("layer").value.to_numpy()
 
 
 def mlp(*tail: nn.Module) -> nn.Sequential:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import layer_values as at
 from torch import nn
 
 import depthlab
@@ -41,11 +42,6 @@ def train(model: nn.Module, folder, steps: int = 3, lr: float = 0.1, **options) 
             optimizer.step()
             watch.step(loss)
     return watch
-
-
-def at(folder, metric: str, step: int = 0) -> np.ndarray:
-    rows = read_metrics(folder)
-    return rows[(rows.metric == metric) & (rows.step == step)].sort_values("layer").value.to_numpy()
 
 
 class Mixed(nn.Module):
